@@ -1,0 +1,1 @@
+"""osas: one-shot neural architecture search on JAX/Flax."""
