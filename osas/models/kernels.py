@@ -1,0 +1,211 @@
+"""Functional NHWC kernels of the search space's ops: fast on XLA:CPU, native elsewhere."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+
+IMPLS = ('auto', 'shifted', 'native')
+
+# Per-chunk element budget of the kernel gradient's batch loop: small enough that a chunk
+# of x and of g stays in L2 across all k*k taps, large enough to amortise the loop.
+_CHUNK_ELEMENTS = 1 << 15
+
+
+def resolve_impl(impl: str) -> str:
+  """The depthwise implementation `impl` selects: 'auto' is 'shifted' on CPU, else 'native'."""
+  if impl == 'auto':
+    return 'shifted' if jax.default_backend() == 'cpu' else 'native'
+  if impl in IMPLS:
+    return impl
+  raise ValueError(f'unknown depthwise impl {impl!r}; expected one of {", ".join(IMPLS)}')
+
+
+def _pad_hw(x: jax.Array, ph: int, pw: int) -> jax.Array:
+  pads = [(0, 0)] * (x.ndim - 3) + [(ph, ph), (pw, pw), (0, 0)]
+  return jnp.pad(x, pads)
+
+
+def _windows(xp: jax.Array, kh: int, kw: int):
+  """Yields the kh*kw stride-1 windows of a 'SAME'-padded [..., H+kh-1, W+kw-1, C] array."""
+  h, w = xp.shape[-3] - kh + 1, xp.shape[-2] - kw + 1
+  for i in range(kh):
+    for j in range(kw):
+      yield xp[..., i:i + h, j:j + w, :]
+
+
+def _acc_dtype(dtype) -> jnp.dtype:
+  # Sums over up to 49 taps (or a whole batch) lose too much in bfloat16/float16.
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def _shifted_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  kh, kw, _ = kernel.shape
+  acc = _acc_dtype(jnp.result_type(x, kernel))
+  taps = kernel.astype(acc).reshape(kh * kw, -1)
+  out = sum(window.astype(acc) * taps[t]
+            for t, window in enumerate(_windows(_pad_hw(x, kh // 2, kw // 2), kh, kw)))
+  return out.astype(jnp.result_type(x, kernel))
+
+
+def _batch_chunk(n: int, per_example: int) -> int:
+  """The largest divisor of n whose chunk of examples fits the _CHUNK_ELEMENTS budget."""
+  limit = max(1, _CHUNK_ELEMENTS // per_example)
+  return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def _shifted_kernel_grad(x: jax.Array, g: jax.Array, kh: int, kw: int) -> jax.Array:
+  """d(sum g * depthwise_conv(x, k)) / dk: per tap, sum of window * g over all but channels.
+
+  Done tap by tap over the whole batch, each of the k*k reductions streams x and g from
+  memory (at 7x7 on (256,32,32,8) that is 49 * 16 MB); looping over cache-sized chunks
+  of the batch and doing every tap per chunk is 1.2-1.7x faster on CPU at 32x32 inputs.
+  """
+  h, w, c = x.shape[-3:]
+  acc = _acc_dtype(jnp.result_type(x, g))
+  xp = _pad_hw(x.reshape(-1, h, w, c), kh // 2, kw // 2)
+  g = g.reshape(-1, h, w, c)
+  n = g.shape[0]
+  nb = _batch_chunk(n, h * w * c)
+
+  def body(total, chunk):
+    xc, gc = chunk
+    gc = gc.astype(acc)
+    taps = [jnp.sum(window.astype(acc) * gc, axis=(0, 1, 2))
+            for window in _windows(xc, kh, kw)]
+    return total + jnp.stack(taps), None
+
+  chunks = (xp.reshape(n // nb, nb, *xp.shape[1:]), g.reshape(n // nb, nb, h, w, c))
+  total, _ = lax.scan(body, jnp.zeros((kh * kw, c), acc), chunks)
+  return total.reshape(kh, kw, c)
+
+
+@jax.custom_vjp
+def _depthwise_shifted(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return _shifted_forward(x, kernel)
+
+
+def _depthwise_shifted_fwd(x, kernel):
+  return _shifted_forward(x, kernel), (x, kernel)
+
+
+def _depthwise_shifted_bwd(residuals, g):
+  x, kernel = residuals
+  kh, kw, _ = kernel.shape
+  # With odd kernels 'SAME' pads symmetrically, so the transpose is the same
+  # correlation with the kernel flipped in both spatial axes.
+  dx = _shifted_forward(g, kernel[::-1, ::-1])
+  dk = _shifted_kernel_grad(x, g, kh, kw)
+  return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+_depthwise_shifted.defvjp(_depthwise_shifted_fwd, _depthwise_shifted_bwd)
+
+
+def _depthwise_native(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  h, w, c = x.shape[-3:]
+  out = lax.conv_general_dilated(
+      x.reshape(-1, h, w, c), kernel[:, :, None, :], window_strides=(1, 1), padding='SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=c)
+  return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
+  """Depthwise conv of x [..., H, W, C] with kernel [kh, kw, C]: stride 1, 'SAME', no bias.
+
+  'native' is XLA's grouped convolution; 'shifted' sums kh*kw shifted slices of x times
+  kernel taps (10-50x faster on XLA:CPU, forward and gradient); 'auto' picks per backend.
+  """
+  if kernel.ndim != 3 or kernel.shape[-1] != x.shape[-1] or x.ndim < 3:
+    raise ValueError(f'expected x [..., H, W, C] and kernel [kh, kw, C], got x {x.shape} '
+                     f'and kernel {kernel.shape}')
+  if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+    raise ValueError(f'kernel height and width must be odd, got {kernel.shape[:2]}')
+  if resolve_impl(impl) == 'native':
+    return _depthwise_native(x, kernel)
+  return _depthwise_shifted(x, kernel)
+
+
+def _lowest(dtype) -> float | int:
+  return -jnp.inf if jnp.issubdtype(dtype, jnp.inexact) else jnp.iinfo(dtype).min
+
+
+def _shift(x: jax.Array, axis: int, offset: int, fill) -> jax.Array:
+  """out[m] = x[m + offset] along `axis`, `fill` where m + offset falls outside."""
+  axis %= x.ndim
+  pads = [(0, 0)] * x.ndim
+  pads[axis] = (max(-offset, 0), max(offset, 0))
+  start = max(offset, 0)
+  return lax.slice_in_dim(jnp.pad(x, pads, constant_values=fill), start,
+                          start + x.shape[axis], axis=axis)
+
+
+def _reduce3(x: jax.Array, axis: int, op, fill) -> jax.Array:
+  """op over the 3-wide 'SAME' window along `axis` (fill standing in for the padding)."""
+  return functools.reduce(op, [_shift(x, axis, d, fill) for d in (-1, 0, 1)])
+
+
+def _max3(x: jax.Array, axis: int) -> jax.Array:
+  return _reduce3(x, axis, jnp.maximum, _lowest(x.dtype))
+
+
+def _max3_grad(x: jax.Array, y: jax.Array, g: jax.Array, axis: int) -> jax.Array:
+  """Routes each g to the first position of its window holding the max y, once per window."""
+  taken = jnp.zeros(y.shape, bool)
+  dx = jnp.zeros_like(g)
+  for d in (-1, 0, 1):
+    hit = (_shift(x, axis, d, _lowest(x.dtype)) == y) & ~taken
+    taken |= hit
+    dx += _shift(jnp.where(hit, g, 0), axis, -d, 0)
+  return dx
+
+
+@jax.custom_vjp
+def max_pool3x3(x: jax.Array) -> jax.Array:
+  """3x3 max pool of x [..., H, W, C], stride 1, 'SAME' (padding never wins).
+
+  Separable (3-row then 3-column maxima) with a custom VJP that routes each output's
+  cotangent to one argmax. On CPU its forward+grad is ~4x faster than reduce_window's and
+  5-15% faster than autodiff through jnp.maximum. Reverse mode only (no jvp).
+  """
+  return _max3(_max3(x, -3), -2)
+
+
+def _max_pool3x3_fwd(x):
+  return max_pool3x3(x), x
+
+
+def _max_pool3x3_bwd(x, g):
+  # Recomputing the two cheap max passes beats keeping two activations per pool alive.
+  rows = _max3(x, -3)
+  y = _max3(rows, -2)
+  return (_max3_grad(x, rows, _max3_grad(rows, y, g, -2), -3),)
+
+
+max_pool3x3.defvjp(_max_pool3x3_fwd, _max_pool3x3_bwd)
+
+
+def _window_counts(n: int) -> np.ndarray:
+  """Real pixels in each 3-wide window along an axis of length n (also for n < 3)."""
+  i = np.arange(n)
+  return np.minimum(i + 1, n - 1) - np.maximum(i - 1, 0) + 1
+
+
+def avg_pool3x3(x: jax.Array) -> jax.Array:
+  """3x3 average pool of x [..., H, W, C], stride 1, 'SAME', averaging real pixels only."""
+  h, w = x.shape[-3:-1]
+  sums = _reduce3(_reduce3(x, -3, jnp.add, 0), -2, jnp.add, 0)
+  inv_counts = 1.0 / np.outer(_window_counts(h), _window_counts(w))[:, :, None]
+  return sums * jnp.asarray(inv_counts, x.dtype)
+
+
+def avg_pool2x2(x: jax.Array) -> jax.Array:
+  """2x2 average pool of x [..., H, W, C], stride 2; H and W must be even."""
+  *lead, h, w, c = x.shape
+  if h % 2 or w % 2:
+    raise ValueError(f'avg_pool2x2 needs even height and width, got {h}x{w}')
+  return x.reshape(*lead, h // 2, 2, w // 2, 2, c).mean(axis=(-4, -2))

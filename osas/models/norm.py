@@ -1,0 +1,39 @@
+"""Batch norm with optional running averages; without them it is ghost batch norm."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class BatchNorm(nn.Module):
+  """Normalises over every axis but the last.
+
+  With `track_running_stats=False` it always uses the statistics of the batch it is
+  given and holds no running averages: applied per ghost batch (the supernet vmaps
+  over ghost batches) this is the one-shot model's ghost batch norm, in training and
+  evaluation alike. With running averages it is ordinary batch norm (stand-alone).
+  """
+  track_running_stats: bool = True
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    features = x.shape[-1]
+    scale = self.param('scale', nn.initializers.ones, (features,))
+    bias = self.param('bias', nn.initializers.zeros, (features,))
+    axes = tuple(range(x.ndim - 1))
+    if self.track_running_stats:
+      ra_mean = self.variable('batch_stats', 'mean', jnp.zeros, (features,))
+      ra_var = self.variable('batch_stats', 'var', jnp.ones, (features,))
+    if self.track_running_stats and not train:
+      mean, var = ra_mean.value, ra_var.value
+    else:
+      mean = jnp.mean(x, axes)
+      var = jnp.mean(jnp.square(x - mean), axes)  # Two-pass: exact for tiny ghosts.
+      if self.track_running_stats and not self.is_initializing():
+        ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
+        ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+    return (x - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias

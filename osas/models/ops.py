@@ -1,0 +1,93 @@
+"""The candidate ops of a choice block as small linen modules, chosen by name."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import jax
+
+from osas.models import kernels
+from osas.models.norm import BatchNorm
+
+# He initialisation suits the ReLU that precedes every convolution.
+conv_init = nn.initializers.variance_scaling(2.0, 'fan_in', 'truncated_normal')
+
+
+class Op(nn.Module):
+  """An op on `channels`-wide features; `ghost` selects batch norm without running stats."""
+  channels: int
+  ghost: bool = True
+  impl: str = 'auto'  # Depthwise kernel implementation (see kernels.resolve_impl).
+
+  def norm_relu(self, x: jax.Array, train: bool, name: str = 'bn') -> jax.Array:
+    return nn.relu(BatchNorm(track_running_stats=not self.ghost, name=name)(x, train))
+
+  def conv(self, x: jax.Array, kernel_size: tuple[int, int], name: str,
+           strides: int = 1) -> jax.Array:
+    return nn.Conv(self.channels, kernel_size, strides, padding='SAME', use_bias=False,
+                   kernel_init=conv_init, name=name)(x)
+
+
+class Identity(Op):
+
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    return x
+
+
+class MaxPool(Op):
+
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    return kernels.max_pool3x3(x)
+
+
+class AvgPool(Op):
+
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    return kernels.avg_pool3x3(x)
+
+
+class SepConvPair(Op):
+  """Two BN-ReLU-depthwise(k x k)-pointwise(1 x 1) units, as in the paper."""
+  kernel_size: int = 3
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    k = self.kernel_size
+    for unit in range(2):
+      x = self.norm_relu(x, train, name=f'bn_{unit}')
+      depthwise = self.param(f'depthwise_{unit}', conv_init, (k, k, self.channels))
+      x = kernels.depthwise_conv(x, depthwise, kernels.resolve_impl(self.impl))
+      x = self.conv(x, (1, 1), name=f'pointwise_{unit}')
+    return x
+
+
+class Conv1x7x7x1(Op):
+  """BN-ReLU, then a 1x7 and a 7x1 convolution."""
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    x = self.norm_relu(x, train)
+    return self.conv(self.conv(x, (1, 7), name='conv_1x7'), (7, 1), name='conv_7x1')
+
+
+def _sep(kernel_size: int) -> Callable[..., Op]:
+  return lambda **kw: SepConvPair(kernel_size=kernel_size, **kw)
+
+
+OPS: dict[str, Callable[..., Op]] = {
+    'identity': Identity,
+    'sep3x3': _sep(3),
+    'sep5x5': _sep(5),
+    'sep7x7': _sep(7),
+    'conv1x7_7x1': Conv1x7x7x1,
+    'max_pool': MaxPool,
+    'avg_pool': AvgPool,
+}
+
+
+def make_op(op: str, **kwargs) -> Op:
+  """The op module registered under the name `op` (see OPS); kwargs are Op's fields."""
+  if op not in OPS:
+    raise ValueError(f"unknown op {op!r}; known: {', '.join(OPS)}")
+  return OPS[op](**kwargs)
