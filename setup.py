@@ -27,7 +27,7 @@ setuptools.setup(
         'scikit-learn',
     ],
     extras_require={
-        'test': ['pytest'],
+        'test': ['pytest', 'tensorboard'],  # TensorBoard reads our logs in a test.
         # clu's metric_writers and periodic_actions, and tfds.load, need TensorFlow.
         'tf': ['tensorflow-cpu', 'tensorboard'],
     },

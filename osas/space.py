@@ -189,8 +189,12 @@ class SearchSpace:
 
   # -- architectures ----------------------------------------------------------
 
-  def canonical(self, arch: Arch) -> Arch:
-    """Validates `arch` and returns it with inputs sorted and ops in space order."""
+  def canonical(self, arch: Arch, strict: bool = True) -> Arch:
+    """Validates `arch` and returns it with inputs sorted and ops in space order.
+
+    `strict=False` waives the limits on how many inputs and ops a block has (the
+    All-On baseline of the paper has every op), not the rest.
+    """
     if len(arch.blocks) != self.num_blocks:
       raise ValueError(f'cell has {len(arch.blocks)} blocks, '
                        f'space {self.name} has {self.num_blocks}')
@@ -207,11 +211,12 @@ class SearchSpace:
         repeated = sorted({x for x in items if list(items).count(x) > 1})
         if repeated:
           raise ValueError(f'block {i} lists {what} {repeated[0]!r} twice')
-      sizes = self._input_sizes(i)
+      sizes = self._input_sizes(i) if strict else range(1, k + 1)
       if len(block.inputs) not in sizes:
         raise ValueError(f'block {i} has {len(block.inputs)} inputs, '
                          f'{sizes.start} to {sizes.stop - 1} allowed')
-      if not self.min_ops <= len(block.ops) <= self.max_ops:
+      if not (self.min_ops if strict else 1) <= len(block.ops) <= (
+          self.max_ops if strict else self.num_ops):
         limit = (f'at most {self.max_ops}' if len(block.ops) > self.max_ops
                  else f'at least {self.min_ops}')
         raise ValueError(f'block {i} has {len(block.ops)} ops, {limit} allowed')
@@ -219,7 +224,7 @@ class SearchSpace:
                           tuple(sorted(block.ops, key=self.ops.index))))
     return Arch(tuple(blocks), self.name)
 
-  def parse(self, text: str) -> Arch:
+  def parse(self, text: str, strict: bool = True) -> Arch:
     """Parses the string form (see the module docstring) into a valid `Arch`."""
     if not isinstance(text, str) or not text.strip():
       raise ValueError(f'empty or non-string arch: {text!r}')
@@ -234,7 +239,7 @@ class SearchSpace:
         raise ValueError(f"block {i}: malformed {part.strip()!r}, expected "
                          f"INPUTS:OPS such as '0,1:sep3x3+max_pool'") from None
       blocks.append(Block(parsed_inputs, tuple(o.strip() for o in ops.split('+'))))
-    return self.canonical(Arch(tuple(blocks), self.name))
+    return self.canonical(Arch(tuple(blocks), self.name), strict)
 
   def encode(self, arch: Arch) -> Masks:
     """The [num_blocks, max_inputs] and [num_blocks, num_ops] boolean masks of `arch`."""
@@ -271,6 +276,14 @@ class SearchSpace:
     """Stacks the masks of several archs along a new leading axis."""
     encoded = [self.encode(a) for a in archs]
     return Masks(np.stack([m.inputs for m in encoded]), np.stack([m.ops for m in encoded]))
+
+  def all_on_arch(self) -> Arch:
+    """Every input and every op in every block: the paper's All-On stand-alone baseline.
+
+    Usually outside the space (more ops than `max_ops`); parse it with `strict=False`.
+    """
+    return Arch(tuple(Block(tuple(range(self.num_candidate_inputs(i))), self.ops)
+                      for i in range(self.num_blocks)), self.name)
 
   def all_on(self) -> Masks:
     """Masks with every input and every op on: the whole one-shot model."""
@@ -311,3 +324,13 @@ def get_space(name: str = 'bender2018', **params) -> Any:
   if name not in _SPACES:
     raise ValueError(f"config.space.name: unknown space {name!r}; known: {', '.join(_SPACES)}")
   return _SPACES[name](**params)
+
+
+def from_config(section) -> Any:
+  """The space named by `config.space.name`, built with the section's other fields."""
+  params = {k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in dict(section).items() if k != 'name'}
+  try:
+    return get_space(section.name, **params)
+  except TypeError as e:
+    raise ValueError(f'config.space: {e}') from None

@@ -1,0 +1,31 @@
+"""A CPU-sized CIFAR-10 study: TFDS, or `--config.data.npz_dir=DIR` with train/test.npz."""
+
+from osas import config_lib
+
+default = config_lib.sibling(__file__, 'default')
+
+
+def get_config(arg=None):
+  args = config_lib.parse_arg(arg, filters=8, steps=2000, retrain_steps=2000)
+  config = default.get_config()
+  config.data.train_split = 'train[:9000]'  # Sized for a 10,000-image subset as well.
+  config.data.valid_split = 'train[9000:]'
+  config.model.filters = args['filters']
+  config.model.cells_per_stack = 1  # 3 cells instead of 6.
+
+  config.supernet.num_steps = args['steps']
+  config.supernet.batch_size = 128
+  config.supernet.ghost_batch_size = 32
+  config.supernet.eval_batch_size = 256
+  config.supernet.lr_reference_batch_size = 128
+  config.supernet.checkpoint_every = 250
+  config.supernet.log_every = 50
+  config.supernet.eval_every = 500
+
+  config.retrain.filters = args['filters']
+  config.retrain.num_steps = args['retrain_steps']
+  config.retrain.batch_size = 128
+  config.retrain.lr_reference_batch_size = 128
+  config.retrain.checkpoint_every = 500
+  config.retrain.log_every = 50
+  return config

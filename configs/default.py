@@ -1,0 +1,104 @@
+"""The paper's CIFAR-10 recipe (Bender et al. 2018): the base every other config edits."""
+
+import ml_collections
+
+BENDER2018_OPS = ('identity', 'sep3x3', 'sep5x5', 'sep7x7', 'conv1x7_7x1', 'max_pool',
+                  'avg_pool')
+
+
+def get_config(arg=None):
+  del arg  # The base takes no argument; variants do.
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # Seeds data order, initialisation, masks and candidate sampling.
+  config.stages = ('train_supernet', 'search', 'retrain', 'report')  # In this order.
+  config.num_devices = ml_collections.config_dict.placeholder(int)  # None: all devices.
+  config.distributed = False  # Call jax.distributed.initialize() (multi-host without env).
+
+  config.space = ml_collections.ConfigDict()
+  config.space.name = 'bender2018'  # A registered search space (osas.space.get_space).
+  config.space.num_blocks = 4  # N_choice: choice blocks per cell.
+  config.space.num_cell_inputs = 2  # Blocks may read the two previous cells' outputs.
+  config.space.ops = BENDER2018_OPS  # Candidate ops of every block.
+  config.space.min_ops = 1  # Ops per block: at least ...
+  config.space.max_ops = 2  # ... and at most.
+
+  config.data = ml_collections.ConfigDict()
+  config.data.source = 'tfds'  # 'digits' | 'npz' | 'tfds'.
+  config.data.name = 'cifar10'  # TFDS dataset name.
+  config.data.npz_dir = ml_collections.config_dict.placeholder(str)  # For source 'npz'.
+  config.data.tfds_data_dir = ml_collections.config_dict.placeholder(str)  # TFDS data_dir.
+  config.data.train_split = 'train[:45000]'  # The paper's 45,000 / 5,000 / 10,000 split.
+  config.data.valid_split = 'train[45000:]'  # Held out: one-shot scores are measured here.
+  config.data.test_split = 'test'  # Stand-alone test accuracy.
+  config.data.augmentation = 'cifar'  # 'none' | 'cifar' | 'imagenet'.
+  config.data.image_size = ml_collections.config_dict.placeholder(int)  # 'imagenet' crop.
+  config.data.workers = 0  # Threads prefetching batches.
+
+  config.model = ml_collections.ConfigDict()
+  config.model.filters = 16  # F: filters of the first stack; doubled at each reduction.
+  config.model.num_stacks = 3  # Stacks of cells with a reduction between them.
+  config.model.cells_per_stack = 2  # 3 x 2 = the paper's 6 cells for CIFAR-10.
+  config.model.stem = 'cifar'  # 'cifar' (3x3 conv) | 'imagenet' (two stride-2 convs).
+  config.model.depthwise_impl = 'auto'  # 'auto': shifted adds on CPU, native elsewhere.
+
+  config.supernet = ml_collections.ConfigDict()
+  config.supernet.sampler = 'path_dropout'  # Training-time masks (osas.samplers).
+  config.supernet.num_steps = 10_000  # SGD steps.
+  config.supernet.batch_size = 1024  # Global batch, all devices together.
+  config.supernet.ghost_batch_size = 32  # Examples per ghost batch: own BN stats, own mask.
+  config.supernet.eval_batch_size = 1024  # Probe evaluation batch (ghost BN too).
+  config.supernet.learning_rate = 0.1  # Peak rate at lr_reference_batch_size ...
+  config.supernet.lr_reference_batch_size = 1024  # ... scaled linearly with batch_size.
+  config.supernet.lr_schedule = 'cosine'  # 'cosine' | 'linear' | 'constant'.
+  config.supernet.warmup_steps = 0  # Linear warm-up before the decay.
+  config.supernet.momentum = 0.9  # SGD momentum ...
+  config.supernet.nesterov = True  # ... Nesterov's, as in the paper.
+  config.supernet.path_dropout_rate = 0.1  # r: a node loses all k paths with prob. r.
+  config.supernet.weight_decay = 1e-4  # L2, in proportion to the ghosts using a weight.
+  config.supernet.checkpoint_every = 1000  # Steps between checkpoints (and at the end).
+  config.supernet.log_every = 100  # Steps between logged training metrics.
+  config.supernet.eval_every = 1000  # Steps between probe evaluations (and at the end).
+  config.supernet.num_probes = 4  # Random archs watched while training (plus all-on).
+
+  config.search = ml_collections.ConfigDict()
+  config.search.strategy = 'random'  # Which candidates to score (osas.search.strategies).
+  config.search.num_candidates = 20_000  # K, distinct cells (the paper: 20,000).
+  config.search.evaluator = 'auto'  # 'vmap' | 'skip' | 'auto' (the faster on the platform).
+  config.search.chunk_size = 64  # M: candidates scored per compiled call, over all devices.
+  config.search.batch_size = 1024  # Validation images per call, in ghost batches.
+  config.search.num_batches = 0  # Validation batches per candidate; 0: the whole split.
+  config.search.kl_examples = 64  # Training images for the label-free KL score; 0: off.
+
+  config.select = ml_collections.ConfigDict()
+  config.select.top_n = 100  # One-Shot Top: from the best top_n by one-shot accuracy ...
+  config.select.top_sample = 10  # ... a rank-stratified sample of this many.
+  config.select.small_percentile = 90  # One-Shot Small: at or above this percentile ...
+  config.select.small_n = 10  # ... the smallest this many by parameters.
+  config.select.random_n = 10  # Random: uniformly from the scored candidates.
+  config.select.include_all_on = True  # All-On: every input and op (outside the space).
+  config.select.buckets = 5  # Equal-width one-shot accuracy ranges for the correlation ...
+  config.select.per_bucket = 4  # ... with this many random archs each (the paper: 4).
+
+  config.retrain = ml_collections.ConfigDict()
+  config.retrain.archs = ()  # Arch strings to retrain besides the search's selection.
+  config.retrain.filters = 16  # F of the stand-alone models (paper: 16 to 128).
+  config.retrain.num_steps = 20_000  # SGD steps per architecture.
+  config.retrain.batch_size = 256  # Global batch.
+  config.retrain.eval_batch_size = 500  # Evaluation batch (BN uses running averages).
+  config.retrain.eval_splits = ('valid', 'test')  # Accuracies reported in result.json.
+  config.retrain.learning_rate = 0.1  # Peak rate at lr_reference_batch_size ...
+  config.retrain.lr_reference_batch_size = 256  # ... scaled linearly with batch_size.
+  config.retrain.lr_schedule = 'cosine'  # 'cosine' | 'linear' | 'constant'.
+  config.retrain.warmup_steps = 0  # Linear warm-up before the decay.
+  config.retrain.momentum = 0.9  # SGD momentum ...
+  config.retrain.nesterov = True  # ... Nesterov's.
+  config.retrain.weight_decay = 1e-4  # L2 on every kernel.
+  config.retrain.checkpoint_every = 2000  # Steps between checkpoints (and at the end).
+  config.retrain.log_every = 100  # Steps between logged training metrics.
+  config.retrain.eval_every = 0  # Steps between evaluations; 0: only at the end.
+
+  config.report = ml_collections.ConfigDict()
+  config.report.figures = True  # Write the PNG figures next to summary.md.
+  config.report.accuracy_key = 'test_accuracy'  # The result.json field read as stand-alone accuracy.
+  config.report.dpi = 120  # Resolution of the figures (6 x 4.5 in).
+  return config

@@ -1,0 +1,188 @@
+"""The report's figures as PNG files: the paper's Figure 5 (left and right) and Figure 6."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Sequence
+
+from etils import epath
+import matplotlib
+matplotlib.use('Agg')  # Headless: figures only ever go to files.
+# pylint: disable=g-import-not-at-top
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+import numpy as np
+
+from osas.report import tables
+from osas.report.loading import is_number
+from osas.report.loading import write_atomic
+
+FIGSIZE = (6.0, 4.5)  # Inches: fits a page column or a slide at the default 120 dpi.
+ONE_SHOT_VS_STANDALONE = 'one_shot_vs_standalone.png'
+SCORE_HISTOGRAM = 'score_histogram.png'
+KL_VS_ACCURACY = 'kl_vs_accuracy.png'
+ALL = (ONE_SHOT_VS_STANDALONE, SCORE_HISTOGRAM, KL_VS_ACCURACY)
+_RC = {'font.size': 11, 'axes.titlesize': 11, 'axes.labelsize': 11, 'legend.fontsize': 8.5,
+       'xtick.labelsize': 10, 'ytick.labelsize': 10}
+_CORE_STYLES = {'one_shot_top': ('tab:red', '^'), 'one_shot_small': ('tab:orange', 's'),
+                'random': ('tab:blue', 'o'), 'all_on': ('black', '*')}
+_OTHER_COLORS = ('tab:green', 'tab:purple', 'tab:brown', 'tab:pink', 'tab:olive', 'tab:cyan')
+_UNGROUPED = 'not in a group'  # Retrained archs named only in config.retrain.archs.
+
+
+def _styles(names: Sequence[str]) -> dict[str, tuple[Any, str]]:
+  """A (color, marker) per group: fixed for the paper's, a colormap ramp for the buckets."""
+  buckets = sorted(b for b in map(tables.bucket_index, names) if b is not None)
+  ramp = matplotlib.colormaps['viridis']
+  styles, others = {_UNGROUPED: ('tab:gray', 'x')}, iter(_OTHER_COLORS * len(names))
+  for name in names:
+    bucket = tables.bucket_index(name)
+    if name in _CORE_STYLES:
+      styles[name] = _CORE_STYLES[name]
+    elif bucket is not None:
+      styles[name] = (ramp(0.9 * buckets.index(bucket) / max(len(buckets) - 1, 1)), 'D')
+    else:
+      styles[name] = (next(others), 'P')
+  return styles
+
+
+def _label(name: str) -> str:
+  return _UNGROUPED if name == _UNGROUPED else tables.group_label(name)
+
+
+def _pct(values: Sequence[float]) -> np.ndarray:
+  return 100.0 * np.asarray(values, np.float64)
+
+
+def correlation_text(corr: dict[str, Any], kendall: bool = True) -> str:
+  """'Kendall τ = 0.52, Spearman ρ = 0.71 (n = 20)', or why they are undefined."""
+  if corr['spearman'] is None:
+    return f"rank correlation undefined: {corr['reason']}"
+  text = f"Spearman ρ = {corr['spearman']:.2f} (n = {corr['n']})"
+  return f"Kendall τ = {corr['kendall']:.2f}, {text}" if kendall else text
+
+
+def _save(fig: Figure, path: epath.Path, dpi: int) -> None:
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format='png', dpi=dpi)
+  write_atomic(path, buffer.getvalue())
+
+
+def one_shot_vs_standalone(points: Sequence[tuple[str, float, float]], corr: dict[str, Any],
+                           accuracy_key: str, group_names: Sequence[str]) -> Figure:
+  """Figure 5 left: (group, one-shot accuracy, stand-alone accuracy) points, by group."""
+  fig = Figure(figsize=FIGSIZE, layout='constrained')
+  ax = fig.add_subplot()
+  styles = _styles(group_names)
+  for name in [*group_names, _UNGROUPED]:
+    mine = [(x, y) for group, x, y in points if group == name]
+    if not mine:
+      continue
+    color, marker = styles[name]
+    xs, ys = _pct(mine).T
+    ax.scatter(xs, ys, color=color, marker=marker, s=70 if marker == '*' else 40, alpha=0.85,
+               edgecolors='white' if marker != 'x' else None, linewidths=0.5,
+               label=f'{_label(name)} ({len(mine)})', zorder=3)
+  ax.set_xlabel('One-shot validation accuracy (%)')
+  ax.set_ylabel(f"Stand-alone {accuracy_key.replace('_', ' ')} (%)")
+  ax.set_title(f'One-shot vs stand-alone accuracy\n{correlation_text(corr)}')
+  ax.grid(alpha=0.3)
+  ax.legend(loc='best', ncol=2 if len(group_names) > 5 else 1, framealpha=0.8)
+  return fig
+
+
+def score_histogram(scores: Sequence[float], marks: dict[str, list[float]],
+                    threshold: float | None) -> Figure:
+  """Figure 5 right: the one-shot accuracies of all candidates; below, where each group's
+  picks lie; a dashed line at the lowest One-Shot Top pick (the top-k threshold)."""
+  fig = Figure(figsize=FIGSIZE, layout='constrained')
+  if marks:
+    hist_ax, strip_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={
+        'height_ratios': (3.0, 0.6 + 0.2 * len(marks))})
+  else:
+    hist_ax, strip_ax = fig.add_subplot(), None
+  bins = int(np.clip(np.sqrt(len(scores)), 10, 60))
+  hist_ax.hist(_pct(scores), bins=bins, color='tab:blue', alpha=0.75, edgecolor='white',
+               linewidth=0.5)
+  hist_ax.set_ylabel('Candidates')
+  hist_ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # Counts: no 0.2 ticks.
+  hist_ax.set_title(f'One-shot accuracy of {len(scores)} scored candidates')
+  hist_ax.grid(axis='y', alpha=0.3)
+  for ax in filter(None, (hist_ax, strip_ax)):
+    if threshold is not None:
+      ax.axvline(100 * threshold, color='tab:red', linestyle='--', linewidth=1.2,
+                 label='lowest One-Shot Top pick' if ax is hist_ax else None)
+  if threshold is not None:
+    hist_ax.legend(loc='upper left')
+  if strip_ax is None:
+    hist_ax.set_xlabel('One-shot validation accuracy (%)')
+    return fig
+  styles = _styles(list(marks))
+  for row, (name, values) in enumerate(marks.items()):
+    strip_ax.scatter(_pct(values), np.full(len(values), row), marker='|', s=150,
+                     linewidths=2, color=styles[name][0])
+  strip_ax.set_yticks(range(len(marks)), [tables.group_label(n) for n in marks], fontsize=8)
+  strip_ax.set_ylim(len(marks) - 0.5, -0.5)  # The first group on top, as in the table.
+  strip_ax.set_xlabel('One-shot validation accuracy (%)')
+  strip_ax.grid(axis='x', alpha=0.3)
+  return fig
+
+
+def kl_vs_accuracy(kl: Sequence[float], accuracy: Sequence[float],
+                   corr: dict[str, Any]) -> Figure:
+  """Figure 6: the label-free KL score against one-shot accuracy, one point a candidate."""
+  fig = Figure(figsize=FIGSIZE, layout='constrained')
+  ax = fig.add_subplot()
+  kl = np.asarray(kl, np.float64)
+  size = float(np.clip(4000 / len(kl), 4, 30))  # Thousands of points must not merge.
+  ax.scatter(kl, _pct(accuracy), s=size, alpha=0.5, color='tab:purple', linewidths=0)
+  # KL spans decades between near-all-on and degenerate cells: log spreads them out.
+  if kl.min() > 0 and kl.max() / kl.min() >= 20:
+    ax.set_xscale('log')
+  ax.set_xlabel('Symmetrized KL to the all-on model (nats; lower = closer)')
+  ax.set_ylabel('One-shot validation accuracy (%)')
+  ax.set_title(f'Label-free KL score vs one-shot accuracy\n{correlation_text(corr, False)}')
+  ax.grid(alpha=0.3)
+  ax.grid(alpha=0.1, which='minor')
+  return fig
+
+
+def write_all(out_dir: epath.Path, candidates: Sequence[dict[str, Any]],
+              groups: dict[str, list[str]], results: Sequence[dict[str, Any]],
+              corrs: dict[str, dict[str, Any]], accuracy_key: str,
+              dpi: int) -> dict[str, Any]:
+  """Writes the figures that the data allow: {'written': [file], 'skipped': {file: why}}."""
+  groups = tables.order_groups(groups)
+  one_shot = {c['arch']: c['accuracy'] for c in candidates}
+  first_group = {}
+  for name, archs in groups.items():
+    for arch in archs:
+      first_group.setdefault(arch, name)  # An arch in two groups shows as the first.
+  figures, skipped = {}, {}
+  points = [(first_group.get(r['arch'], _UNGROUPED), one_shot[r['arch']], r[accuracy_key])
+            for r in results if r['arch'] in one_shot and is_number(r.get(accuracy_key))]
+  if points:
+    figures[ONE_SHOT_VS_STANDALONE] = lambda: one_shot_vs_standalone(
+        points, corrs['one_shot_vs_standalone'], accuracy_key, list(groups))
+  else:
+    skipped[ONE_SHOT_VS_STANDALONE] = (f'no retrained arch has both a one-shot score and '
+                                       f'a {accuracy_key}')
+  if candidates:
+    marks = {name: [one_shot[a] for a in archs if a in one_shot]
+             for name, archs in groups.items()}
+    marks = {name: values for name, values in marks.items() if values}
+    top = marks.get('one_shot_top')
+    figures[SCORE_HISTOGRAM] = lambda: score_histogram(
+        list(one_shot.values()), marks, min(top) if top else None)
+  else:
+    skipped[SCORE_HISTOGRAM] = 'no scored candidates'
+  with_kl = [c for c in candidates if is_number(c.get('kl'))]
+  if with_kl:
+    figures[KL_VS_ACCURACY] = lambda: kl_vs_accuracy(
+        [c['kl'] for c in with_kl], [c['accuracy'] for c in with_kl], corrs['kl_vs_one_shot'])
+  else:
+    skipped[KL_VS_ACCURACY] = 'no candidate has a KL score'
+  with matplotlib.rc_context(_RC):
+    for name, make in figures.items():
+      _save(make(), out_dir / name, dpi)
+  return {'written': list(figures), 'skipped': skipped}

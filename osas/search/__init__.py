@@ -1,0 +1,1 @@
+"""Search: score candidates with shared weights, choose which to retrain."""

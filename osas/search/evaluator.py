@@ -1,0 +1,137 @@
+"""Scores candidate masks with the one-shot model's shared weights, one compile for any number.
+
+Two ways to run a chunk of M candidates on a batch, both inside one compiled program:
+`vmap` batches the masked forward pass over the M masks (every op runs, masked); `skip`
+maps over the candidates one after another (`lax.map`) and runs each path under a
+`lax.cond` on its mask bit, so a candidate costs about its own stand-alone FLOPs. On
+several devices the chunk is split across them (`shard_map` over the data axis) and
+every device sees the whole batch. Batch norm uses ghost-batch statistics, as in training.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterable
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
+import numpy as np
+
+from osas import parallel
+from osas.models import ModelSpec, Supernet
+from osas.space import Masks
+
+MODES = ('vmap', 'skip')
+# Measured in benchmarks/evaluator.py: on XLA's CPU backend skipping unused ops wins;
+# accelerators run the wide vmapped batch faster than a sequence of small programs.
+PLATFORM_MODE = {'cpu': 'skip'}
+
+
+def resolve_mode(mode: str) -> str:
+  if mode == 'auto':
+    return PLATFORM_MODE.get(jax.default_backend(), 'vmap')
+  if mode not in MODES:
+    raise ValueError(f"config.search.evaluator: unknown {mode!r}; known: auto, {', '.join(MODES)}")
+  return mode
+
+
+def _log_probs(model: Supernet, params, images, mask, num_ghosts: int) -> jax.Array:
+  return jax.nn.log_softmax(model.apply({'params': params}, images, mask, num_ghosts=num_ghosts))
+
+
+def _per_candidate(fn, mode: str, masks: Masks) -> Any:
+  """fn(mask) for every mask of the chunk: vectorised, or one after another."""
+  return jax.vmap(fn)(masks) if mode == 'vmap' else jax.lax.map(fn, masks)
+
+
+def _accuracy_and_loss(params, images, labels, masks, *, model, mode, num_ghosts):
+  """Per candidate: correct predictions and summed cross-entropy on the batch."""
+
+  def one(mask):
+    log_probs = _log_probs(model, params, images, mask, num_ghosts)
+    picked = jnp.take_along_axis(log_probs, labels[:, None], axis=-1)[:, 0]
+    return jnp.sum(jnp.argmax(log_probs, -1) == labels), -jnp.sum(picked)
+
+  return _per_candidate(one, mode, masks)
+
+
+def symmetrized_kl(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
+  """KL(p||q) + KL(q||p) = sum (p - q)(log p - log q), averaged over the leading axis."""
+  return jnp.mean(jnp.sum((jnp.exp(log_p) - jnp.exp(log_q)) * (log_p - log_q), -1))
+
+
+def _kl(params, images, reference, masks, *, model, mode, num_ghosts):
+  """Per candidate: the symmetrized KL divergence to the reference's predictions."""
+  one = lambda mask: symmetrized_kl(_log_probs(model, params, images, mask, num_ghosts),
+                                    reference)
+  return _per_candidate(one, mode, masks)
+
+
+class Evaluator:
+  """Compiled scoring functions for one model, mesh, chunk size and batch shape."""
+
+  def __init__(self, space, spec: ModelSpec, mesh, *, mode: str, chunk_size: int,
+               ghost_batch_size: int):
+    self.space, self.mesh, self.mode = space, mesh, resolve_mode(mode)
+    self.chunk_size, self.ghost_batch_size = chunk_size, ghost_batch_size
+    devices = mesh.devices.size
+    if chunk_size <= 0 or chunk_size % devices:
+      raise ValueError(f'config.search.chunk_size={chunk_size} must be a positive multiple '
+                       f'of the {devices} devices')
+    self.model = Supernet(space, spec, execution='skip' if self.mode == 'skip' else 'mask')
+    self._compiled = {}
+
+  def _function(self, name: str, fn, num_args: int, num_ghosts: int):
+    """fn jitted with the chunk split over devices and everything else replicated."""
+    key = (name, num_ghosts)
+    if key not in self._compiled:
+      body = functools.partial(fn, model=self.model, mode=self.mode, num_ghosts=num_ghosts)
+      sharded = jax.shard_map(body, mesh=self.mesh, in_specs=(P(),) * num_args + (P(parallel.DATA),),
+                              out_specs=P(parallel.DATA), check_vma=False)
+      self._compiled[key] = jax.jit(sharded)
+    return self._compiled[key]
+
+  def _ghosts(self, batch_size: int) -> int:
+    if batch_size % self.ghost_batch_size:
+      raise ValueError(f'a batch of {batch_size} does not split into ghost batches of '
+                       f'{self.ghost_batch_size}')
+    return batch_size // self.ghost_batch_size
+
+  def pad(self, masks: Masks) -> tuple[Masks, int]:
+    """Pads a short chunk to chunk_size (repeating its first mask); returns it and its length."""
+    n = masks.inputs.shape[0]
+    if n > self.chunk_size:
+      raise ValueError(f'{n} masks in a chunk of {self.chunk_size}')
+    index = np.concatenate([np.arange(n), np.zeros(self.chunk_size - n, int)])
+    return jax.tree.map(lambda x: np.asarray(x)[index], masks), n
+
+  def reference(self, params, images) -> jax.Array:
+    """Log-probabilities of the all-paths-on architecture: the KL score's reference."""
+    on = jax.tree.map(jnp.asarray, self.space.all_on())
+    fn = jax.jit(functools.partial(_log_probs, self.model, num_ghosts=self._ghosts(len(images))))
+    return fn(params, images, on)
+
+  def score(self, params, batches: Iterable[tuple[Any, Any]], masks: Masks,
+            kl_inputs: tuple[Any, Any] | None = None) -> dict[str, np.ndarray]:
+    """accuracy, loss (and kl) per mask of a chunk, over all (images, labels) batches."""
+    padded, n = self.pad(masks)
+    correct = loss = 0.0
+    count = 0
+    for images, labels in batches:
+      fn = self._function('accuracy', _accuracy_and_loss, 3, self._ghosts(len(labels)))
+      c, l = fn(params, images, labels, padded)
+      correct, loss, count = correct + np.asarray(c), loss + np.asarray(l), count + len(labels)
+    if not count:
+      raise ValueError('no complete evaluation batch: the validation split is smaller than '
+                       'config.search.batch_size')
+    out = {'accuracy': (correct / count)[:n], 'loss': (loss / count)[:n]}
+    if kl_inputs is not None:
+      images, reference = kl_inputs
+      fn = self._function('kl', _kl, 3, self._ghosts(len(images)))
+      out['kl'] = np.asarray(fn(params, images, reference, padded))[:n]
+    return out
+
+  def compilations(self) -> int:
+    """How many programs were compiled so far (the tests count them)."""
+    return sum(f._cache_size() for f in self._compiled.values())

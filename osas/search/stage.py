@@ -1,0 +1,124 @@
+"""Stage `search`: score candidates with the trained one-shot model, then select some to retrain."""
+
+from __future__ import annotations
+
+import time
+
+from absl import logging
+
+from osas import checkpoints
+from osas import data
+from osas import metric_logs
+from osas import parallel
+from osas import space as space_lib
+from osas import workdir as workdir_lib
+from osas.models import ModelSpec
+from osas.models.cost import cost
+from osas.search import results
+from osas.search import selection
+from osas.search import strategies
+from osas.search.evaluator import Evaluator, resolve_mode
+
+
+def check(config, mesh) -> None:
+  """Raises ValueError naming the field when the stage's config cannot work."""
+  section = config.search
+  if section.num_candidates <= 0:
+    raise ValueError(f'config.search.num_candidates={section.num_candidates} must be positive')
+  if section.chunk_size <= 0 or section.chunk_size % mesh.devices.size:
+    raise ValueError(f'config.search.chunk_size={section.chunk_size} must be a positive '
+                     f'multiple of the {mesh.devices.size} devices')
+  parallel.check_batch(section.batch_size, config.supernet.ghost_batch_size, mesh,
+                       'config.search')
+  if section.kl_examples and section.kl_examples % config.supernet.ghost_batch_size:
+    raise ValueError(f'config.search.kl_examples={section.kl_examples} must be a multiple of '
+                     f'config.supernet.ghost_batch_size={config.supernet.ghost_batch_size}')
+  resolve_mode(section.evaluator)
+  strategies.get_strategy(section.strategy)
+  for field in ('top_n', 'top_sample', 'small_n', 'random_n', 'buckets', 'per_bucket'):
+    if config.select[field] < 0:
+      raise ValueError(f'config.select.{field}={config.select[field]} must be >= 0')
+  if not 0 <= config.select.small_percentile <= 100:
+    raise ValueError('config.select.small_percentile must be in [0, 100]')
+
+
+def _supernet_params(config, workdir: str, mesh):
+  """The trained one-shot weights: the newest supernet checkpoint that restores."""
+  from osas.train import supernet  # pylint: disable=g-import-not-at-top
+  if not workdir_lib.read_json(workdir, 'supernet', 'done.json'):
+    raise ValueError(f'search: the one-shot model in {workdir} has not finished training '
+                     '(no supernet/done.json); run the train_supernet stage first')
+  parts = supernet.build(config, mesh)
+  target = supernet.init_state(parts, config, mesh)
+  checkpointer = checkpoints.Checkpointer(workdir_lib.path(workdir, 'supernet', 'checkpoints'))
+  try:
+    restored = checkpointer.restore_latest(target)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'search: no supernet checkpoint in {workdir} could be read ({e})') from None
+  finally:
+    checkpointer.close()
+  if restored is None:
+    raise ValueError(f'search: {workdir}/supernet/checkpoints holds no checkpoint')
+  return restored[0].params, parts['train'].num_classes, parts['train'].image_shape
+
+
+def run(config, workdir: str, mesh) -> None:
+  section = config.search
+  params, num_classes, image_shape = _supernet_params(config, workdir, mesh)
+  space = space_lib.from_config(config.space)
+  spec = ModelSpec.from_config(config.model, num_classes)
+  retrain_spec = ModelSpec.from_config({**dict(config.model), 'filters': config.retrain.filters},
+                                       num_classes)
+  path = workdir_lib.path(workdir, 'search', 'candidates.jsonl')
+  scored = {r['arch'] for r in results.read(path, repair=True)}
+  candidates = strategies.get_strategy(section.strategy)(space, config.seed + 3,
+                                                         section.num_candidates)
+  todo = [a for a in candidates if a.to_string() not in scored]
+  logging.info('search: %d candidates, %d scored before, %d to score', len(candidates),
+               len(candidates) - len(todo), len(todo))
+  if todo:
+    _score(todo, params, config, space, spec, retrain_spec, image_shape, path, mesh)
+  records = results.read(path)
+  groups = selection.select(records, config.select, config.seed + 4,
+                            space.all_on_arch().to_string())
+  workdir_lib.write_json(workdir, 'search', 'selection.json',
+                         obj={'groups': groups, 'num_scored': len(records)})
+  logging.info('search: selected %s', {k: len(v) for k, v in groups.items()})
+
+
+def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, mesh) -> None:
+  """Scores `todo` chunk by chunk, appending each finished chunk to the candidates file."""
+  section = config.search
+  evaluator = Evaluator(space, spec, mesh, mode=section.evaluator, chunk_size=section.chunk_size,
+                        ghost_batch_size=config.supernet.ghost_batch_size)
+  valid = data.get_split(config.data, 'valid', global_batch_size=section.batch_size,
+                         train=False, seed=config.seed)
+  batches = []
+  for n, batch in enumerate(valid.eval_batches(remainder='drop')):
+    if section.num_batches and n >= section.num_batches:
+      break
+    arrays = parallel.global_batch({'image': batch['image'], 'label': batch['label']}, mesh)
+    batches.append((arrays['image'], arrays['label']))
+  kl_inputs = None
+  if section.kl_examples:
+    train = data.get_split(config.data, 'train', global_batch_size=section.kl_examples,
+                           train=False, seed=config.seed)
+    images = parallel.global_batch(train.batch(0)['image'], mesh)
+    kl_inputs = (images, evaluator.reference(params, images))
+  chunks = [todo[i:i + section.chunk_size] for i in range(0, len(todo), section.chunk_size)]
+  progress = metric_logs.Progress(len(chunks), examples_per_step=section.chunk_size,
+                                  name='search')
+  started = time.time()
+  for n, chunk in enumerate(chunks, 1):
+    scores = evaluator.score(params, batches, space.encode_batch(chunk), kl_inputs)
+    records = []
+    for i, arch in enumerate(chunk):
+      params_count, flops = cost(space, retrain_spec, arch, image_shape)
+      records.append({'arch': arch.to_string(), 'accuracy': float(scores['accuracy'][i]),
+                      'loss': float(scores['loss'][i]),
+                      'kl': float(scores['kl'][i]) if 'kl' in scores else None,
+                      'params': params_count, 'flops': flops})
+    results.append(path, records)
+    progress.update(n)
+  logging.info('search: scored %d candidates in %.1f s with the %s evaluator (%d compiles)',
+               len(todo), time.time() - started, evaluator.mode, evaluator.compilations())

@@ -1,0 +1,1 @@
+"""Training loops: the one-shot supernet and stand-alone models."""

@@ -1,0 +1,167 @@
+"""Stage `retrain`: stand-alone models trained from scratch, one directory per arch."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from absl import logging
+import jax
+from jax.experimental import multihost_utils
+import jax.numpy as jnp
+import numpy as np
+
+from osas import checkpoints
+from osas import data
+from osas import metric_logs
+from osas import parallel
+from osas import space as space_lib
+from osas import workdir as workdir_lib
+from osas.models import ModelSpec, Standalone
+from osas.models.cost import cost
+from osas.models.initialize import init_variables
+from osas.train import common
+from osas.train.loop import Loop
+
+
+def train_step(state: common.TrainState, batch, *, model: Standalone, tx, weight_decay: float):
+  """One SGD step with ordinary BN (running averages updated) and L2 on all kernels."""
+
+  def loss_fn(params):
+    logits, updates = model.apply({'params': params, 'batch_stats': state.batch_stats},
+                                  batch['image'], train=True, mutable=['batch_stats'])
+    loss = common.cross_entropy(logits, batch['label'])
+    l2 = common.l2(params)
+    return loss + 0.5 * weight_decay * l2, (logits, loss, l2, updates['batch_stats'])
+
+  grads, (logits, loss, l2, stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = jax.tree.map(jnp.add, state.params, updates)
+  metrics = common.TrainMetrics.single_from_model_output(
+      logits=logits, labels=batch['label'], loss=loss, l2=l2)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                       batch_stats=stats), metrics
+
+
+def eval_step(state: common.TrainState, images, *, model: Standalone):
+  return model.apply({'params': state.params, 'batch_stats': state.batch_stats}, images,
+                     train=False)
+
+
+def accuracy(state, split: data.DataSplit, predict, mesh) -> float:
+  """Accuracy over the whole split (the padded rows of the last batch do not count)."""
+  correct = total = 0.0
+  for batch in split.eval_batches(remainder='pad'):
+    logits = predict(state, parallel.global_batch(batch['image'], mesh))
+    logits = np.asarray(multihost_utils.process_allgather(logits, tiled=True))
+    gathered = [np.asarray(multihost_utils.process_allgather(batch[k], tiled=True))
+                for k in ('label', 'valid')]
+    correct += float(((logits.argmax(-1) == gathered[0]) * gathered[1]).sum())
+    total += float(gathered[1].sum())
+  return correct / max(total, 1.0)
+
+
+def retrain_one(arch: space_lib.Arch, config, workdir: str, mesh) -> dict[str, Any]:
+  """Trains `arch` from scratch (resuming), evaluates it, writes result.json; returns it."""
+  section, space = config.retrain, space_lib.from_config(config.space)
+  result = workdir_lib.read_json(workdir, 'retrain', arch.id, 'result.json')
+  if result and result.get('steps') == section.num_steps:
+    logging.info('retrain: %s finished earlier; skipped', arch)
+    return result
+  started = time.time()
+  train = data.get_split(config.data, 'train', global_batch_size=section.batch_size,
+                         train=True, seed=config.seed)
+  evals = {name: data.get_split(config.data, name, global_batch_size=section.eval_batch_size,
+                                train=False, seed=config.seed) for name in section.eval_splits}
+  spec = _spec(config, train.num_classes)
+  model, tx = Standalone(arch, space, spec), common.optimizer(section, 'config.retrain')
+  variables = init_variables(model, jax.random.key(config.seed),
+                             np.zeros((1,) + train.image_shape, np.float32))
+  repl, batch_sharding = parallel.replicated(mesh), parallel.data_sharding(mesh)
+  state = jax.device_put(common.TrainState(
+      step=jnp.zeros((), jnp.int32), params=variables['params'],
+      opt_state=tx.init(variables['params']), key=jax.random.key(config.seed),
+      batch_stats=variables['batch_stats']), repl)
+  step = jax.jit(functools.partial(train_step, model=model, tx=tx,
+                                   weight_decay=section.weight_decay),
+                 in_shardings=(repl, batch_sharding), out_shardings=(repl, repl),
+                 donate_argnums=0)
+  predict = jax.jit(functools.partial(eval_step, model=model),
+                    in_shardings=(repl, batch_sharding), out_shardings=batch_sharding)
+  run_dir = workdir_lib.path(workdir, 'retrain', arch.id)
+  checkpointer = checkpoints.Checkpointer(workdir_lib.path(run_dir, 'checkpoints'),
+                                          save_interval_steps=section.checkpoint_every)
+  name = f'retrain/{arch.id}'
+  with metric_logs.MetricWriter(workdir_lib.path(workdir, 'logs', 'retrain', arch.id)) as writer:
+    loop = Loop(name=name, step_fn=step, num_steps=section.num_steps,
+                batches=lambda s: (parallel.global_batch(b, mesh) for b in train.batches(s)),
+                examples_per_step=section.batch_size, checkpointer=checkpointer,
+                writer=writer, log_every=section.log_every, eval_every=section.eval_every,
+                eval_fn=lambda s: {f'{k}_accuracy': accuracy(s, split, predict, mesh)
+                                   for k, split in evals.items()})
+    _, summary = loop.run(loop.restore(state))
+  checkpointer.close()
+  params, flops = cost(space, spec, arch, train.image_shape)
+  result = {'arch': arch.to_string(), 'arch_id': arch.id, 'params': params, 'flops': flops,
+            'filters': spec.filters, 'steps': section.num_steps,
+            'wall_time_s': round(time.time() - started, 2),
+            **{k.split('/')[-1]: v for k, v in summary.items()}}
+  workdir_lib.write_json(workdir, 'retrain', arch.id, 'result.json', obj=result)
+  logging.info('retrain: %s -> %s', arch, {k: v for k, v in result.items() if 'acc' in k})
+  return result
+
+
+def archs_to_retrain(config, workdir: str) -> list[space_lib.Arch]:
+  """The archs named in config.retrain.archs, then those the search stage selected."""
+  space = space_lib.from_config(config.space)
+  archs = []
+  for n, text in enumerate(config.retrain.archs):
+    try:
+      archs.append(space.parse(text))
+    except ValueError as e:
+      raise ValueError(f'config.retrain.archs[{n}]: {e}') from None
+  selection = workdir_lib.read_json(workdir, 'search', 'selection.json') or {}
+  for group in selection.get('groups', {}).values():
+    archs.extend(space.parse(text, strict=False) for text in group)  # All-On has every op.
+  return list(dict.fromkeys(archs))  # Unique, in order.
+
+
+def _spec(config, num_classes: int) -> ModelSpec:
+  """The model section, at the retraining width config.retrain.filters."""
+  fields = {**dict(config.model), 'filters': config.retrain.filters}
+  try:
+    return ModelSpec.from_config(fields, num_classes)
+  except ValueError as e:
+    raise ValueError(str(e).replace('config.model.filters', 'config.retrain.filters')) from None
+
+
+def check(config, mesh) -> None:
+  """Raises ValueError naming the field when the stage's config cannot work."""
+  section = config.retrain
+  parallel.check_batch(section.batch_size, None, mesh, 'config.retrain')
+  parallel.check_batch(section.eval_batch_size, None, mesh, 'config.retrain (eval_batch_size)')
+  for field in ('num_steps', 'checkpoint_every', 'log_every'):
+    if section[field] <= 0:
+      raise ValueError(f'config.retrain.{field}={section[field]} must be positive')
+  _spec(config, num_classes=1)
+  common.learning_rate(section, 'config.retrain')
+  space = space_lib.from_config(config.space)
+  for n, text in enumerate(section.archs):
+    try:
+      space.parse(text)
+    except ValueError as e:
+      raise ValueError(f'config.retrain.archs[{n}]: {e}') from None
+  for name in section.eval_splits:
+    if name not in ('train', 'valid', 'test'):
+      raise ValueError(f"config.retrain.eval_splits: unknown split {name!r}")
+
+
+def run(config, workdir: str, mesh) -> None:
+  archs = archs_to_retrain(config, workdir)
+  if not archs:
+    raise ValueError('retrain: config.retrain.archs is empty and the workdir holds no '
+                     'search/selection.json: nothing to retrain')
+  for n, arch in enumerate(archs):
+    logging.info('retrain: arch %d of %d: %s', n + 1, len(archs), arch)
+    retrain_one(arch, config, workdir, mesh)

@@ -1,0 +1,170 @@
+"""Stage `train_supernet`: the one-shot model with path dropout, ghost BN and usage-weighted L2."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from absl import logging
+import jax
+from jax.experimental import multihost_utils
+import jax.numpy as jnp
+import numpy as np
+
+from osas import checkpoints
+from osas import data
+from osas import metric_logs
+from osas import parallel
+from osas import samplers
+from osas import space as space_lib
+from osas import workdir as workdir_lib
+from osas.models import ModelSpec, Supernet
+from osas.models.initialize import init_variables
+from osas.train import common
+from osas.train.loop import Loop
+from osas.train.usage import usage_fraction
+
+
+def train_step(state: common.TrainState, batch: dict[str, jax.Array], *, model: Supernet,
+               tx, sampler, section, masks_sharding) -> tuple[common.TrainState, Any]:
+  """One SGD step; each ghost batch draws its own mask from the state's key."""
+  num_ghosts = section.batch_size // section.ghost_batch_size
+  ramp = jnp.minimum(state.step / section.num_steps, 1.0)
+  masks = sampler(jax.random.fold_in(state.key, state.step), model.space, num_ghosts, ramp,
+                  section)
+  masks = jax.lax.with_sharding_constraint(masks, masks_sharding)
+
+  def loss_fn(params):
+    logits = model.apply({'params': params}, batch['image'], masks)
+    loss = common.cross_entropy(logits, batch['label'])
+    l2 = common.l2(params, lambda path: usage_fraction(path, masks, model.space))
+    return loss + 0.5 * section.weight_decay * l2, (logits, loss, l2)
+
+  grads, (logits, loss, l2) = jax.grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = jax.tree.map(jnp.add, state.params, updates)
+  metrics = common.TrainMetrics.single_from_model_output(
+      logits=logits, labels=batch['label'], loss=loss, l2=l2)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def probe_logits(params: Any, images: jax.Array, probes, *, model: Supernet,
+                 num_ghosts: int) -> jax.Array:
+  """Logits [num_probes, B, classes]: each probe arch on every ghost batch."""
+  apply = lambda mask: model.apply({'params': params}, images, mask, num_ghosts=num_ghosts)
+  return jax.vmap(apply)(probes)
+
+
+def probe_archs(space, seed: int, num_random: int) -> tuple[list[str], space_lib.Masks]:
+  """All paths on, then `num_random` fixed random cells: the archs watched while training."""
+  random = space.sample_masks(jax.random.key(seed + 1), num_random)
+  masks = jax.tree.map(lambda on, r: np.concatenate([on[None], np.asarray(r)]),
+                       space.all_on(), random)
+  names = ['all_on'] + [f'random_{i}' for i in range(num_random)]
+  return names, masks
+
+
+def check(config, mesh) -> None:
+  """Raises ValueError naming the field when the stage's config cannot work."""
+  section = config.supernet
+  parallel.check_batch(section.batch_size, section.ghost_batch_size, mesh, 'config.supernet')
+  parallel.check_batch(section.eval_batch_size, section.ghost_batch_size, mesh,
+                       'config.supernet (eval_batch_size)')
+  if not 0 < section.path_dropout_rate < 1:
+    raise ValueError(f'config.supernet.path_dropout_rate={section.path_dropout_rate} must be '
+                     'in (0, 1)')
+  for field in ('num_steps', 'checkpoint_every', 'log_every'):
+    if section[field] <= 0:
+      raise ValueError(f'config.supernet.{field}={section[field]} must be positive')
+  space_lib.from_config(config.space)
+  ModelSpec.from_config(config.model, num_classes=1)
+  samplers.get_sampler(section.sampler)
+  common.learning_rate(section, 'config.supernet')
+  data.get_split(config.data, 'train', global_batch_size=section.batch_size, train=True,
+                 seed=config.seed)
+
+
+def build(config, mesh) -> dict[str, Any]:
+  """Model, data and jitted functions of the stage."""
+  section = config.supernet
+  space = space_lib.from_config(config.space)
+  train = data.get_split(config.data, 'train', global_batch_size=section.batch_size,
+                         train=True, seed=config.seed)
+  valid = data.get_split(config.data, 'valid', global_batch_size=section.eval_batch_size,
+                         train=False, seed=config.seed)
+  model = Supernet(space, ModelSpec.from_config(config.model, train.num_classes))
+  tx = common.optimizer(section, 'config.supernet')
+  repl, batch_sharding = parallel.replicated(mesh), parallel.data_sharding(mesh)
+  step = jax.jit(functools.partial(
+      train_step, model=model, tx=tx, sampler=samplers.get_sampler(section.sampler),
+      section=section, masks_sharding=batch_sharding),
+                 in_shardings=(repl, batch_sharding), out_shardings=(repl, repl),
+                 donate_argnums=0)
+  probes = jax.jit(functools.partial(
+      probe_logits, model=model, num_ghosts=section.eval_batch_size // section.ghost_batch_size),
+                   in_shardings=(repl, batch_sharding, repl),
+                   out_shardings=parallel.NamedSharding(mesh, parallel.P(None, parallel.DATA)))
+  return dict(space=space, train=train, valid=valid, model=model, tx=tx, step=step,
+              probes=probes)
+
+
+def init_state(parts: dict[str, Any], config, mesh) -> common.TrainState:
+  image = np.zeros((config.supernet.ghost_batch_size,) + parts['train'].image_shape, np.float32)
+  variables = init_variables(parts['model'], jax.random.key(config.seed), image,
+                             jax.tree.map(lambda x: x[None], parts['space'].all_on()))
+  params = variables['params']
+  state = common.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                            opt_state=parts['tx'].init(params),
+                            key=jax.random.key(config.seed + 2))
+  return jax.device_put(state, parallel.replicated(mesh))
+
+
+def evaluate_probes(state, parts, config, mesh) -> dict[str, float]:
+  """One-shot validation accuracy of the probe archs, with ghost BN as in training."""
+  names, masks = probe_archs(parts['space'], config.seed, config.supernet.num_probes)
+  correct = np.zeros(len(names))
+  count = 0
+  for batch in parts['valid'].eval_batches(remainder='drop'):
+    arrays = parallel.global_batch({'image': batch['image']}, mesh)
+    logits = parts['probes'](state.params, arrays['image'], masks)
+    logits = np.asarray(multihost_utils.process_allgather(logits, tiled=True))
+    labels = np.asarray(multihost_utils.process_allgather(
+        batch['label'], tiled=True))
+    correct += (logits.argmax(-1) == labels).sum(-1)
+    count += labels.size
+  if not count:
+    raise ValueError('config.supernet.eval_batch_size is larger than the validation split')
+  accuracy = correct / count
+  scalars = {f'probe_{n}_accuracy': a for n, a in zip(names, accuracy)}
+  scalars['probe_random_mean_accuracy'] = float(accuracy[1:].mean()) if len(names) > 1 else 0.0
+  return scalars
+
+
+def run(config, workdir: str, mesh) -> None:
+  """Trains the one-shot model in `workdir`/supernet, resuming from its checkpoints."""
+  section = config.supernet
+  done = workdir_lib.read_json(workdir, 'supernet', 'done.json')
+  if done and done.get('num_steps') == section.num_steps:
+    logging.info('train_supernet: finished earlier (%d steps); skipped', section.num_steps)
+    return
+  parts = build(config, mesh)
+  state = init_state(parts, config, mesh)
+  checkpointer = checkpoints.Checkpointer(
+      workdir_lib.path(workdir, 'supernet', 'checkpoints'),
+      max_to_keep=section.get('checkpoints_to_keep', 3),
+      save_interval_steps=section.checkpoint_every)
+  with metric_logs.MetricWriter(workdir_lib.path(workdir, 'logs')) as writer:
+    loop = Loop(
+        name='supernet', step_fn=parts['step'], num_steps=section.num_steps,
+        batches=lambda start: (parallel.global_batch(b, mesh)
+                               for b in parts['train'].batches(start)),
+        examples_per_step=section.batch_size, checkpointer=checkpointer, writer=writer,
+        log_every=section.log_every, eval_every=section.eval_every,
+        eval_fn=lambda s: evaluate_probes(s, parts, config, mesh))
+    state = loop.restore(state)
+    _, summary = loop.run(state)
+  checkpointer.close()
+  workdir_lib.write_json(workdir, 'supernet', 'done.json',
+                         obj={'num_steps': section.num_steps, **summary})
+  logging.info('train_supernet: done; %s', json.dumps(summary))

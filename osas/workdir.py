@@ -1,0 +1,61 @@
+"""The workdir: paths, small JSON files written atomically by process 0, the saved config."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from etils import epath
+import jax
+import ml_collections
+
+# Changing these changes parameter shapes or the data, so a workdir's results would mix.
+SHAPE_FIELDS = ('space', 'model', 'data.source', 'data.name', 'data.image_size')
+
+
+def path(workdir: str, *parts: str) -> str:
+  return str(epath.Path(workdir).joinpath(*parts))
+
+
+def read_json(workdir: str, *parts: str) -> Any:
+  """The parsed file, or None when it does not exist."""
+  file = epath.Path(path(workdir, *parts))
+  if not file.exists():
+    return None
+  try:
+    return json.loads(file.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{file}: not valid JSON ({e})') from None
+
+
+def write_json(workdir: str, *parts: str, obj: Any = None) -> None:
+  """Writes on process 0 only, through a temporary file so a kill never leaves half a file."""
+  if jax.process_index() != 0:
+    return
+  file = epath.Path(path(workdir, *parts))
+  file.parent.mkdir(parents=True, exist_ok=True)
+  tmp = file.parent / (file.name + '.tmp')
+  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n')
+  tmp.replace(file)
+
+
+def _get(tree: dict[str, Any], dotted: str) -> Any:
+  for key in dotted.split('.'):
+    if not isinstance(tree, dict) or key not in tree:
+      return None
+    tree = tree[key]
+  return tree
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes DIR/config.json; refuses a config whose shapes differ from the saved one."""
+  new = json.loads(config.to_json_best_effort())
+  old = read_json(workdir, 'config.json')
+  if old is not None:
+    for field in SHAPE_FIELDS:
+      if _get(old, field) != _get(new, field):
+        raise ValueError(
+            f'config.{field} differs from {path(workdir, "config.json")} '
+            f'({json.dumps(_get(old, field))} there, {json.dumps(_get(new, field))} now); '
+            'use a new --workdir')
+  write_json(workdir, 'config.json', obj=new)

@@ -1,0 +1,147 @@
+"""End-to-end tests of the CLI on the tiny config: outputs, resume after a kill, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import numpy as np
+
+from osas import main
+from osas import metric_logs
+from osas import parallel
+from osas import workdir as workdir_lib
+import helpers
+
+def _cli(workdir, *flags, wait=True):
+  command = [sys.executable, '-m', 'osas.main', f'--config={helpers.TINY}', f'--workdir={workdir}',
+             *flags]
+  env = {**os.environ, 'PYTHONPATH': helpers.ROOT}
+  if not wait:
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+  return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _final_params(workdir, steps):
+  """The supernet parameters of the last checkpoint, as numpy arrays."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, 'supernet', 'checkpoints', str(steps))
+  restored = ocp.StandardCheckpointer().restore(os.path.join(path, 'default'))
+  return jax.tree.map(np.asarray, restored['params'])
+
+
+class PipelineTest(parameterized.TestCase):
+
+  def test_run_writes_every_output_and_rerun_is_a_no_op(self):
+    workdir = self.create_tempdir().full_path
+    main.run(helpers.tiny(), workdir)
+    done = workdir_lib.read_json(workdir, 'supernet', 'done.json')
+    self.assertEqual(done['num_steps'], 4)
+    self.assertIn('supernet/probe_all_on_accuracy', done)
+    saved = workdir_lib.read_json(workdir, 'config.json')
+    self.assertEqual(saved['model']['filters'], 2)
+    self.assertEqual(sorted(os.listdir(os.path.join(workdir, 'supernet', 'checkpoints'))),
+                     ['2', '4'])
+    (arch_id,) = os.listdir(os.path.join(workdir, 'retrain'))
+    result = workdir_lib.read_json(workdir, 'retrain', arch_id, 'result.json')
+    self.assertEqual(result['arch'], helpers.tiny().retrain.archs[0])
+    self.assertEqual(result['steps'], 4)
+    self.assertGreater(result['params'], 0)
+    self.assertBetween(result['test_accuracy'], 0.0, 1.0)
+    # TensorBoard event files: the logged scalars read back with their steps.
+    logs = os.path.join(workdir, 'logs')
+    events = [f for f in os.listdir(logs) if f.startswith('events.out.tfevents')]
+    self.assertNotEmpty(events)
+    scalars = metric_logs.read_events(os.path.join(logs, events[0]))
+    self.assertIn((4, 'supernet/train_loss'), {(s, t) for s, t, _ in scalars})
+    before = helpers.snapshot(workdir)
+    main.run(helpers.tiny(), workdir)  # Finished stages are not redone.
+    after = helpers.snapshot(workdir)
+    self.assertEqual({k for k in after if 'events.out' not in k},
+                     {k for k in before if 'events.out' not in k})
+    for key in ('supernet/done.json', f'retrain/{arch_id}/result.json'):
+      self.assertEqual(after[key], before[key])
+
+  def test_killed_run_resumes_to_the_same_parameters(self):
+    steps = 40
+    reference = self.create_tempdir().full_path
+    main.run(helpers.tiny(f'steps={steps}', stages=('train_supernet',)), reference)
+    workdir = self.create_tempdir().full_path
+    process = _cli(workdir, f'--config.supernet.num_steps={steps}',
+                   "--config.stages=('train_supernet',)", wait=False)
+    first = os.path.join(workdir, 'supernet', 'checkpoints', '2')
+    deadline = time.time() + 240
+    while not os.path.exists(first) and time.time() < deadline and process.poll() is None:
+      time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    self.assertTrue(os.path.exists(first), process.stderr.read())
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'supernet', 'done.json')))
+    main.run(helpers.tiny(f'steps={steps}', stages=('train_supernet',)), workdir)
+    expected, resumed = _final_params(reference, steps), _final_params(workdir, steps)
+    for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(expected)):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+class BadInputTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ('unknown_source', {'data.source': 'mnist9'}, 'config.data.source'),
+      ('ghost_size', {'supernet.ghost_batch_size': 5}, 'config.supernet.ghost_batch_size=5'),
+      ('zero_width', {'model.filters': 0}, 'config.model.filters must be positive'),
+      ('zero_depth', {'model.num_stacks': 0}, 'config.model.num_stacks must be positive'),
+      ('rate', {'supernet.path_dropout_rate': 1.5}, 'path_dropout_rate=1.5 must be in'),
+      ('stage', {'stages': ('train_supernet', 'deploy')}, "unknown stage 'deploy'"),
+      ('arch', {'retrain.archs': ('0:conv9x9',)}, r'config.retrain.archs\[0\]'),
+      ('retrain_width', {'retrain.filters': -1}, 'config.retrain.filters must be positive'),
+  )
+  def test_bad_config_names_field_and_leaves_workdir_alone(self, overrides, message):
+    workdir = self.create_tempdir()
+    workdir.create_file('config.json', json.dumps(helpers.tiny().to_dict()))
+    workdir.create_file('supernet/done.json', '{"num_steps": 4}')
+    before = helpers.snapshot(workdir.full_path)
+    with self.assertRaisesRegex(ValueError, message):
+      main.run(helpers.tiny(**overrides), workdir.full_path)
+    self.assertEqual(helpers.snapshot(workdir.full_path), before)
+
+  def test_npz_without_y(self):
+    directory = self.create_tempdir()
+    np.savez(os.path.join(directory.full_path, 'train.npz'), x=np.zeros((4, 8, 8, 1), np.uint8))
+    config = helpers.tiny(**{'data.source': 'npz', 'data.npz_dir': directory.full_path})
+    with self.assertRaisesRegex(ValueError, 'train.npz'):
+      main.run(config, self.create_tempdir().full_path)
+
+  def test_workdir_with_other_shapes_is_refused(self):
+    workdir = self.create_tempdir()
+    workdir.create_file('config.json', json.dumps(json.loads(helpers.tiny().to_json_best_effort())))
+    before = helpers.snapshot(workdir.full_path)
+    with self.assertRaisesRegex(ValueError, 'config.model differs'):
+      main.run(helpers.tiny(**{'model.filters': 4}), workdir.full_path)
+    self.assertEqual(helpers.snapshot(workdir.full_path), before)
+
+  def test_batch_must_split_over_devices(self):
+
+    class FakeMesh:
+      devices = np.zeros(8)
+
+    with self.assertRaisesRegex(ValueError, 'config.x.batch_size=12 must be a positive multiple'):
+      parallel.check_batch(12, 4, FakeMesh, 'config.x')
+    with self.assertRaisesRegex(ValueError, r'per-device batch \(32 / 8 devices = 4\)'):
+      parallel.check_batch(32, 8, FakeMesh, 'config.x')
+
+  def test_cli_prints_one_line_and_exits_non_zero(self):
+    result = _cli(self.create_tempdir().full_path, '--config.model.filters=-3')
+    self.assertEqual(result.returncode, 1)
+    self.assertEqual(result.stderr.strip().splitlines()[-1],
+                     'osas: error: config.model.filters must be positive, got -3')
+    self.assertNotIn('Traceback', result.stderr)
+
+
+if __name__ == '__main__':
+  absltest.main()

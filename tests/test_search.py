@@ -1,0 +1,202 @@
+"""Tests of the search stage: evaluator, KL score, strategy, results file, selection, resume."""
+
+import functools
+import json
+import math
+import os
+import shutil
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from osas import main
+from osas import parallel
+from osas import workdir as workdir_lib
+from osas.models import ModelSpec, Supernet
+from osas.models.initialize import init_variables
+from osas.search import results
+from osas.search import selection
+from osas.search import strategies
+from osas.search.evaluator import Evaluator, symmetrized_kl
+from osas.space import SearchSpace
+import helpers
+
+SPACE = SearchSpace()
+SPEC = ModelSpec(num_classes=4, filters=2, num_stacks=1, cells_per_stack=1,
+                 depthwise_impl='native')
+
+
+@functools.lru_cache(maxsize=None)
+def _setup():
+  images = jax.random.normal(jax.random.key(0), (16, 4, 4, 1))
+  labels = jnp.arange(16) % 4
+  params = init_variables(Supernet(SPACE, SPEC), jax.random.key(1), images[:8],
+                          jax.tree.map(lambda x: x[None], SPACE.all_on()))['params']
+  return params, images, labels
+
+
+class EvaluatorTest(parameterized.TestCase):
+
+  def test_one_compile_for_three_chunks_and_equal_to_a_loop(self):
+    params, images, labels = _setup()
+    evaluator = Evaluator(SPACE, SPEC, parallel.make_mesh(), mode='vmap', chunk_size=4,
+                          ghost_batch_size=8)
+    masks = SPACE.sample_masks(jax.random.key(2), 11)  # 3 chunks, the last one short.
+    batches = [(images[:8], labels[:8]), (images[8:], labels[8:])]
+    scores = [evaluator.score(params, batches, jax.tree.map(lambda x: x[i:i + 4], masks))
+              for i in (0, 4, 8)]
+    self.assertEqual(evaluator.compilations(), 1)
+    accuracy = np.concatenate([s['accuracy'] for s in scores])
+    loss = np.concatenate([s['loss'] for s in scores])
+    self.assertLen(accuracy, 11)
+    model = Supernet(SPACE, SPEC)
+    for n in range(11):
+      mask = jax.tree.map(lambda x: x[n], masks)
+      logits = model.apply({'params': params}, images, mask, num_ghosts=2)
+      log_p = jax.nn.log_softmax(logits)
+      self.assertAlmostEqual(accuracy[n], float(jnp.mean(jnp.argmax(logits, -1) == labels)))
+      expected = -float(jnp.mean(log_p[jnp.arange(16), labels]))
+      self.assertAlmostEqual(loss[n], expected, delta=1e-5 * expected)
+
+  def test_skip_mode_scores_equal_vmap_mode(self):
+    params, images, labels = _setup()
+    masks = SPACE.sample_masks(jax.random.key(3), 4)
+    reference_images = images[:8]
+    out = {}
+    for mode in ('vmap', 'skip'):
+      evaluator = Evaluator(SPACE, SPEC, parallel.make_mesh(), mode=mode, chunk_size=4,
+                            ghost_batch_size=8)
+      reference = evaluator.reference(params, reference_images)
+      out[mode] = evaluator.score(params, [(images, labels)], masks,
+                                  (reference_images, reference))
+    for key in ('accuracy', 'loss', 'kl'):
+      np.testing.assert_allclose(out['skip'][key], out['vmap'][key], rtol=1e-5, atol=1e-7)
+
+  def test_symmetrized_kl_by_hand(self):
+    p, q = np.log([[0.5, 0.5]]), np.log([[0.9, 0.1]])
+    # KL(p||q) = .5 ln(.5/.9) + .5 ln(.5/.1); KL(q||p) = .9 ln(.9/.5) + .1 ln(.1/.5).
+    expected = (.5 * math.log(.5 / .9) + .5 * math.log(5) + .9 * math.log(1.8) +
+                .1 * math.log(.2))
+    self.assertAlmostEqual(float(symmetrized_kl(p, q)), expected, places=6)
+    self.assertAlmostEqual(float(symmetrized_kl(q, q)), 0.0, places=7)
+
+  def test_chunk_must_split_over_devices(self):
+    with self.assertRaisesRegex(ValueError, 'config.search.chunk_size=0'):
+      Evaluator(SPACE, SPEC, parallel.make_mesh(), mode='vmap', chunk_size=0,
+                ghost_batch_size=8)
+
+
+class StrategyAndResultsTest(parameterized.TestCase):
+
+  def test_random_is_distinct_deterministic_and_capped(self):
+    a = strategies.random_archs(SPACE, 0, 300)
+    self.assertLen(set(a), 300)
+    self.assertEqual(a, strategies.random_archs(SPACE, 0, 300))
+    self.assertNotEqual(a, strategies.random_archs(SPACE, 1, 300))
+    small = SearchSpace(num_blocks=1, ops=('a', 'b'), max_ops=1)  # 3 inputs x 2 ops = 6.
+    self.assertLen(strategies.random_archs(small, 0, 50), 6)
+
+  def test_truncated_last_line_is_repaired_only_when_asked(self):
+    path = os.path.join(self.create_tempdir().full_path, 'c.jsonl')
+    record = dict(arch='a', accuracy=0.5, loss=1.0, kl=None, params=3, flops=4)
+    results.append(path, [record, {**record, 'arch': 'b'}])
+    with open(path, 'a') as f:
+      f.write('{"arch": "c", "accu')
+    with self.assertRaisesRegex(ValueError, 'the last line is truncated'):
+      results.read(path)
+    self.assertEqual([r['arch'] for r in results.read(path, repair=True)], ['a', 'b'])
+    self.assertEqual([r['arch'] for r in results.read(path)], ['a', 'b'])
+
+  def test_malformed_line_names_file_and_line(self):
+    path = os.path.join(self.create_tempdir().full_path, 'c.jsonl')
+    with open(path, 'w') as f:
+      f.write('{"arch": "a", "accuracy": 1, "loss": 1, "kl": null, "params": 1, "flops": 1}\n\n')
+    with self.assertRaisesRegex(ValueError, 'c.jsonl, line 2: not a candidate record'):
+      results.read(path, repair=True)
+
+
+class SelectionTest(absltest.TestCase):
+
+  def test_groups_by_hand(self):
+    records = [dict(arch=f'a{i}', accuracy=i / 100, params=1000 - i) for i in range(100)]
+    section = ml_collections.ConfigDict(dict(
+        top_n=20, top_sample=4, small_percentile=90, small_n=2, random_n=5,
+        include_all_on=True, buckets=4, per_bucket=2))
+    groups = selection.select(records, section, 0, 'ALL')
+    top = [int(a[1:]) for a in groups['one_shot_top']]
+    self.assertLen(top, 4)  # One from each stratum of five ranks among the best 20.
+    for stratum, value in enumerate(sorted(top, reverse=True)):
+      self.assertBetween(value, 99 - 5 * stratum - 4, 99 - 5 * stratum)
+    self.assertEqual(groups['one_shot_small'], ['a99', 'a98'])  # Largest i = fewest params.
+    self.assertLen(set(groups['random']), 5)
+    self.assertEqual(groups['all_on'], ['ALL'])
+    for b in range(4):  # Buckets of width 0.2475: [0, 24], [25, 49], [50, 74], [75, 99].
+      for arch in groups[f'bucket_{b}']:
+        self.assertEqual(min(int(arch[1:]) // 25, 3), b)
+
+
+class SearchStageTest(parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = os.path.join(absltest.get_default_test_tmpdir(), 'search_stage')
+    shutil.rmtree(cls.root, ignore_errors=True)
+    cls.trained = os.path.join(cls.root, 'trained')
+    main.run(helpers.tiny(stages=('train_supernet',)), cls.trained)
+
+  def _copy(self, name):
+    path = os.path.join(self.root, name)
+    shutil.copytree(self.trained, path)
+    return path
+
+  def test_resume_after_kill_gives_the_same_file(self):
+    config = helpers.tiny(stages=('search',))
+    whole = self._copy('whole')
+    main.run(config, whole)
+    path = os.path.join(whole, 'search', 'candidates.jsonl')
+    with open(path) as f:
+      lines = f.readlines()
+    self.assertLen(lines, 6)
+    self.assertLen({json.loads(l)['arch'] for l in lines}, 6)
+    selected = workdir_lib.read_json(whole, 'search', 'selection.json')
+    self.assertEqual(set(selected['groups']), {'one_shot_top', 'one_shot_small'})
+    # A kill can leave any prefix of whole lines plus part of the next line.
+    for cut in (0, 3, 4):
+      killed = self._copy(f'killed_{cut}')
+      os.makedirs(os.path.join(killed, 'search'), exist_ok=True)
+      with open(os.path.join(killed, 'search', 'candidates.jsonl'), 'w') as f:
+        f.writelines(lines[:cut])
+        f.write(lines[cut][:17])
+      main.run(config, killed)
+      with open(os.path.join(killed, 'search', 'candidates.jsonl')) as f:
+        self.assertEqual(f.readlines(), lines, cut)
+
+  def test_search_before_training_is_refused(self):
+    workdir = self.create_tempdir().full_path
+    with self.assertRaisesRegex(ValueError, 'has not finished training'):
+      main.run(helpers.tiny(stages=('search',)), workdir)
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'search')))
+
+  def test_unreadable_checkpoint_is_refused(self):
+    broken = self._copy('broken')
+    shutil.rmtree(os.path.join(broken, 'supernet', 'checkpoints'))
+    os.makedirs(os.path.join(broken, 'supernet', 'checkpoints', '4'))
+    with self.assertRaisesRegex(ValueError, 'search: '):
+      main.run(helpers.tiny(stages=('search',)), broken)
+
+  @parameterized.parameters(('search.num_candidates', 0, 'num_candidates=0'),
+                            ('search.chunk_size', -4, 'chunk_size=-4'),
+                            ('search.kl_examples', 5, 'kl_examples=5'))
+  def test_bad_search_config(self, field, value, message):
+    with self.assertRaisesRegex(ValueError, message):
+      main.run(helpers.tiny(stages=('search',), **{field: value}),
+               self.create_tempdir().full_path)
+
+
+if __name__ == '__main__':
+  absltest.main()

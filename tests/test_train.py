@@ -1,0 +1,127 @@
+"""Unit tests of the training pieces: usage-weighted L2, schedules, the supernet step."""
+
+import functools
+import math
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from osas import parallel
+from osas import samplers
+from osas.models import ModelSpec, Supernet
+from osas.models.initialize import init_variables
+from osas.space import Masks, SearchSpace
+from osas.train import common
+from osas.train import supernet as supernet_train
+from osas.train.usage import usage_fraction
+
+
+def _section(**overrides):
+  fields = dict(learning_rate=0.1, batch_size=8, lr_reference_batch_size=4, num_steps=10,
+                lr_schedule='cosine', warmup_steps=0, momentum=0.9, nesterov=True,
+                ghost_batch_size=4, path_dropout_rate=0.5, weight_decay=0.01,
+                sampler='path_dropout')
+  fields.update(overrides)
+  return ml_collections.ConfigDict(fields)
+
+
+class UsageTest(absltest.TestCase):
+
+  def test_usage_fraction_by_hand(self):
+    space = SearchSpace()
+    inputs = np.zeros((4, 4, 5), bool)
+    ops = np.zeros((4, 4, 7), bool)
+    inputs[:3, 2, 1] = True  # Block 2 reads input 1 in ghosts 0, 1, 2.
+    ops[:, 2, 3] = True  # sep7x7 of block 2 on in all ghosts, but ghost 3's node is empty.
+    masks = Masks(jnp.asarray(inputs), jnp.asarray(ops))
+    path = ('net', 'stack_0', 'block_2', 'input_1', 'conv', 'kernel')
+    self.assertAlmostEqual(float(usage_fraction(path, masks, space)), 0.75)
+    path = ('net', 'stack_0', 'block_2', 'op_sep7x7', 'pointwise_0', 'kernel')
+    self.assertAlmostEqual(float(usage_fraction(path, masks, space)), 0.75)
+    path = ('net', 'stack_0', 'block_2', 'op_sep3x3', 'pointwise_0', 'kernel')
+    self.assertAlmostEqual(float(usage_fraction(path, masks, space)), 0.0)
+    self.assertEqual(usage_fraction(('net', 'stem', 'conv', 'kernel'), masks, space), 1.0)
+
+  def test_l2_weights_kernels_only(self):
+    params = {'a': {'kernel': jnp.full((2, 2), 2.0), 'bias': jnp.ones(3)},
+              'b': {'depthwise_0': jnp.ones((3,)), 'scale': jnp.ones(4)}}
+    self.assertAlmostEqual(float(common.l2(params)), 16.0 + 3.0)
+    weighted = common.l2(params, lambda path: 0.5 if path[0] == 'a' else 1.0)
+    self.assertAlmostEqual(float(weighted), 8.0 + 3.0)
+
+
+class ScheduleTest(parameterized.TestCase):
+
+  def test_cosine_scaled_with_batch(self):
+    schedule = common.learning_rate(_section(), 'config.x')
+    peak = 0.1 * 8 / 4
+    for step in (0, 3, 10):
+      self.assertAlmostEqual(float(schedule(step)),
+                             peak * 0.5 * (1 + math.cos(math.pi * step / 10)), places=6)
+
+  def test_warmup_then_linear(self):
+    schedule = common.learning_rate(_section(lr_schedule='linear', warmup_steps=2,
+                                             batch_size=4), 'config.x')
+    self.assertAlmostEqual(float(schedule(1)), 0.05, places=6)
+    self.assertAlmostEqual(float(schedule(2)), 0.1, places=6)
+    self.assertAlmostEqual(float(schedule(6)), 0.05, places=6)
+
+  def test_unknown_schedule_names_field(self):
+    with self.assertRaisesRegex(ValueError, "config.x.lr_schedule: unknown 'step'"):
+      common.learning_rate(_section(lr_schedule='step'), 'config.x')
+
+
+class SupernetStepTest(absltest.TestCase):
+
+  def test_step_equals_hand_written_update(self):
+    space = SearchSpace()
+    section = _section()
+    model = Supernet(space, ModelSpec(num_classes=3, filters=2, num_stacks=1,
+                                      cells_per_stack=1, depthwise_impl='native'))
+    images = jax.random.normal(jax.random.key(0), (8, 4, 4, 1))
+    labels = jnp.array([0, 1, 2, 0, 1, 2, 0, 1])
+    params = init_variables(model, jax.random.key(1), images,
+                            jax.tree.map(lambda x: x[None], space.all_on()))['params']
+    tx = common.optimizer(section, 'config.supernet')
+    state = common.TrainState(step=jnp.array(3), params=params, opt_state=tx.init(params),
+                              key=jax.random.key(5))
+    mesh = parallel.make_mesh()
+    step = jax.jit(functools.partial(
+        supernet_train.train_step, model=model, tx=tx,
+        sampler=samplers.get_sampler('path_dropout'), section=section,
+        masks_sharding=parallel.data_sharding(mesh)))
+    new_state, metrics = step(state, {'image': images, 'label': labels})
+
+    # By hand: the masks of step 3 (ramp 0.3), the loss with usage-weighted L2, SGD.
+    masks = samplers.get_sampler('path_dropout')(jax.random.fold_in(state.key, 3), space, 2,
+                                                 0.3, section)
+
+    def loss_fn(p):
+      logits = model.apply({'params': p}, images, masks)
+      ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      l2 = 0.0
+      for path, leaf in jax.tree_util.tree_flatten_with_path(p)[0]:
+        names = common.path_names(path)
+        if common.is_weight(names):
+          l2 += usage_fraction(names, masks, space) * jnp.sum(leaf ** 2)
+      return ce + 0.005 * l2, ce
+
+    grads, ce = jax.grad(loss_fn, has_aux=True)(params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    expected = optax.apply_updates(params, updates)
+    self.assertEqual(int(new_state.step), 4)
+    self.assertAlmostEqual(float(metrics.compute()['loss']), float(ce), places=5)
+    for a, b in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(expected)):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    moved = [float(jnp.abs(a - b).max()) for a, b in
+             zip(jax.tree.leaves(new_state.params), jax.tree.leaves(params))]
+    self.assertGreater(max(moved), 0.0)
+
+
+if __name__ == '__main__':
+  absltest.main()
