@@ -15,6 +15,7 @@ import numpy as np
 from osas import main
 from osas import metric_logs
 from osas import parallel
+from osas import space as space_lib
 from osas import workdir as workdir_lib
 import helpers
 
@@ -48,12 +49,20 @@ class PipelineTest(parameterized.TestCase):
     self.assertEqual(saved['model']['filters'], 2)
     self.assertEqual(sorted(os.listdir(os.path.join(workdir, 'supernet', 'checkpoints'))),
                      ['2', '4'])
-    (arch_id,) = os.listdir(os.path.join(workdir, 'retrain'))
+    selection = workdir_lib.read_json(workdir, 'search', 'selection.json')['groups']
+    retrained = {workdir_lib.read_json(workdir, 'retrain', d, 'result.json')['arch']
+                 for d in os.listdir(os.path.join(workdir, 'retrain'))}
+    wanted = set(helpers.tiny().retrain.archs).union(*selection.values())
+    self.assertEqual(retrained, wanted)
+    arch_id = space_lib.SearchSpace().parse(helpers.tiny().retrain.archs[0]).id
     result = workdir_lib.read_json(workdir, 'retrain', arch_id, 'result.json')
-    self.assertEqual(result['arch'], helpers.tiny().retrain.archs[0])
     self.assertEqual(result['steps'], 4)
     self.assertGreater(result['params'], 0)
     self.assertBetween(result['test_accuracy'], 0.0, 1.0)
+    summary = workdir_lib.read_json(workdir, 'report', 'summary.json')
+    self.assertEqual(summary['counts']['candidates_scored'], 6)
+    self.assertEqual(summary['counts']['retrained'], len(wanted))
+    self.assertTrue(os.path.exists(os.path.join(workdir, 'report', 'summary.md')))
     # TensorBoard event files: the logged scalars read back with their steps.
     logs = os.path.join(workdir, 'logs')
     events = [f for f in os.listdir(logs) if f.startswith('events.out.tfevents')]
