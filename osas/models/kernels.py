@@ -130,6 +130,72 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.A
   return _depthwise_shifted(x, kernel)
 
 
+def _conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
+                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _columns(x: jax.Array, kh: int, kw: int) -> jax.Array:
+  """im2col: [N, H, W, kh*kw*C], tap-major, matching kernel.reshape(kh*kw*C, features)."""
+  return jnp.concatenate(list(_windows(_pad_hw(x, kh // 2, kw // 2), kh, kw)), axis=-1)
+
+
+@jax.custom_vjp
+def _conv_kxk(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return _conv(x, kernel)
+
+
+def _conv_kxk_fwd(x, kernel):
+  return _conv(x, kernel), (x, kernel)
+
+
+def _conv_kxk_bwd(residuals, g):
+  x, kernel = residuals
+  kh, kw, _, _ = kernel.shape
+  # Odd kernels pad symmetrically: dx is the 'SAME' conv of g with the flipped,
+  # transposed kernel (a forward conv XLA runs natively). The kernel gradient, which
+  # XLA emits as a conv windowed over the whole image, is a matmul over im2col columns.
+  dx = _conv(g, jnp.swapaxes(kernel[::-1, ::-1], 2, 3))
+  dk = _kernel_grad(_columns(x, kh, kw), g)
+  return dx.astype(x.dtype), dk.reshape(kernel.shape).astype(kernel.dtype)
+
+
+_conv_kxk.defvjp(_conv_kxk_fwd, _conv_kxk_bwd)
+
+
+def _kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
+  """Sum over all but the last axis of x[..., :, None] * g[..., None, :], as a 2-D matmul."""
+  acc = _acc_dtype(jnp.result_type(x, g))
+  return lax.dot_general(x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]),
+                         (((0,), (0,)), ((), ())), preferred_element_type=acc)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Dense conv of x [..., H, W, Cin] with kernel [kh, kw, Cin, Cout]: stride 1, 'SAME'.
+
+  XLA:CPU runs the kernel gradient of nn.Conv as a convolution windowed over the whole
+  image, and inside a while loop (nn.scan over cells) it leaves that convolution in a
+  layout its fast path does not take: 15-60x slower than a matmul. Here 1x1 convs are
+  matmuls (forward 2-10x faster too) and larger ones get the kernel gradient as one.
+  """
+  if kernel.ndim != 4 or x.ndim < 3 or x.shape[-1] != kernel.shape[2]:
+    raise ValueError(f'expected x [..., H, W, Cin] and kernel [kh, kw, Cin, Cout], got x '
+                     f'{x.shape} and kernel {kernel.shape}')
+  kh, kw, cin, _ = kernel.shape
+  if kh % 2 == 0 or kw % 2 == 0:
+    raise ValueError(f'kernel height and width must be odd, got {kernel.shape[:2]}')
+  if kh == kw == 1:
+    # Flattened to [N*H*W, Cin] so that autodiff's kernel gradient contracts one axis:
+    # contracting several, XLA:CPU picks a matmul that wants x transposed and fuses x's
+    # producers (a depthwise conv, BN) into that transposed copy, recomputing them there
+    # with strided writes (2-3x slower at 32x32x8).
+    out = jnp.reshape(x, (-1, cin)) @ kernel[0, 0]
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+  h, w = x.shape[-3:-1]
+  out = _conv_kxk(jnp.reshape(x, (-1, h, w, cin)), jnp.asarray(kernel))
+  return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
 def _lowest(dtype) -> float | int:
   return -jnp.inf if jnp.issubdtype(dtype, jnp.inexact) else jnp.iinfo(dtype).min
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from osas.models import kernels
 from osas.models.norm import BatchNorm
-from osas.models.ops import Op, conv_init, make_op
+from osas.models.ops import Conv, Op, conv_init, make_op
 from osas.space import Arch, Block, Masks
 
 
@@ -72,13 +72,15 @@ class ChoiceBlock(nn.Module):
 
   def _gate(self, bit, module: nn.Module, fn: Callable[[nn.Module, jax.Array], jax.Array],
             x: jax.Array, out_shape) -> jax.Array:
-    """fn(module, x) where bit is on, exact zeros where it is off."""
+    """fn(module, x) where bit is on, exact zeros where it is off (bit: scalar or [G])."""
     if bit is None:
       return fn(module, x)
     if self.execution == 'skip' and not self.is_initializing():
+      if bit.ndim:  # One bit per ghost batch: no branch to skip, but keep exact zeros.
+        return jnp.where(_per_ghost(bit, len(out_shape)), fn(module, x), 0)
       zeros = lambda mdl, x: jnp.zeros(out_shape, x.dtype)
       return nn.cond(bit, fn, zeros, module, x)
-    return fn(module, x) * bit.astype(x.dtype)
+    return fn(module, x) * _per_ghost(bit, len(out_shape)).astype(x.dtype)
 
   @nn.compact
   def __call__(self, candidates: list[jax.Array], input_mask=None, op_mask=None) -> jax.Array:
@@ -89,19 +91,25 @@ class ChoiceBlock(nn.Module):
 
     h = 0.0
     for j in inputs:
-      bit = None if input_mask is None else input_mask[j]
+      bit = None if input_mask is None else input_mask[..., j]
       unit = Projection(self.channels, self.ghost, self.train, name=f'input_{j}')
       h = h + self._gate(bit, unit, lambda mdl, x: mdl(x), candidates[j], shape)
     out = 0.0
     for name in ops:
-      bit = None if op_mask is None else op_mask[self.space.ops.index(name)]
+      bit = None if op_mask is None else op_mask[..., self.space.ops.index(name)]
       op = make_op(name, channels=self.channels, ghost=self.ghost, impl=self.impl,
                    name=f'op_{name}')
       out = out + self._gate(bit, op, lambda mdl, x: mdl(x, self.train), h, shape)
     if input_mask is not None:
       # A node whose inputs all dropped gives zeros (its ops would see BN of zeros).
-      out = out * jnp.any(input_mask[:num_inputs]).astype(h.dtype)
+      node_on = jnp.any(input_mask[..., :num_inputs], axis=-1)
+      out = out * _per_ghost(node_on, out.ndim).astype(h.dtype)
     return out
+
+
+def _per_ghost(bit: jax.Array, ndim: int) -> jax.Array:
+  """A scalar bit, or bits [G] of ghost batches, broadcastable against [G, B, H, W, C]."""
+  return bit.reshape(bit.shape + (1,) * (ndim - bit.ndim))
 
 
 class Projection(nn.Module):
@@ -113,8 +121,7 @@ class Projection(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = nn.relu(BatchNorm(not self.ghost, name='bn')(x, self.train))
-    return nn.Conv(self.channels, (1, 1), use_bias=False, kernel_init=conv_init,
-                   name='conv')(x)
+    return Conv(self.channels, name='conv')(x)
 
 
 class Cell(nn.Module):
@@ -135,8 +142,8 @@ class Cell(nn.Module):
           self.space, i, self.channels, self.ghost, self.train, self.impl,
           block=None if self.arch is None else self.arch.blocks[i],
           execution=self.execution, name=f'block_{i}')(
-              states, None if masks is None else masks.inputs[i],
-              None if masks is None else masks.ops[i]))
+              states, None if masks is None else masks.inputs[..., i, :],
+              None if masks is None else masks.ops[..., i, :]))
     return (carry[1], jnp.concatenate(states[self.space.num_cell_inputs:], axis=-1)), None
 
 
@@ -152,8 +159,7 @@ class Reduction(nn.Module):
     for name, x in zip(('a', 'b'), carry):
       x = nn.relu(BatchNorm(not self.ghost, name=f'bn_{name}')(x, self.train))
       x = kernels.avg_pool2x2(x)
-      out.append(nn.Conv(self.features, (1, 1), use_bias=False, kernel_init=conv_init,
-                         name=f'conv_{name}')(x))
+      out.append(Conv(self.features, name=f'conv_{name}')(x))
     return tuple(out)
 
 
@@ -165,7 +171,7 @@ class CifarStem(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = nn.Conv(self.features, (3, 3), use_bias=False, kernel_init=conv_init, name='conv')(x)
+    x = Conv(self.features, (3, 3), name='conv')(x)
     return BatchNorm(not self.ghost, name='bn')(x, self.train)
 
 
@@ -189,7 +195,13 @@ STEMS: dict[str, type[nn.Module]] = {'cifar': CifarStem, 'imagenet': ImageNetSte
 
 
 class Network(nn.Module):
-  """The whole network for one batch (one ghost batch, for the supernet)."""
+  """The whole network: images [..., B, H, W, C] -> logits [..., B, num_classes].
+
+  With `ghost=True` (the supernet) leading axes index ghost batches, each normalised
+  with its own statistics and gated by its own masks (leading axes of `masks`, or none:
+  shared); one network over [G, B/G, ...] beats `nn.vmap` over ghosts on CPU, whose
+  per-ghost kernel gradients run as G small reductions instead of one.
+  """
   space: Any
   spec: ModelSpec
   arch: Arch | None = None

@@ -8,12 +8,13 @@ import jax.numpy as jnp
 
 
 class BatchNorm(nn.Module):
-  """Normalises over every axis but the last.
+  """Normalises over every axis but the last (with running averages) or over the batch.
 
   With `track_running_stats=False` it always uses the statistics of the batch it is
-  given and holds no running averages: applied per ghost batch (the supernet vmaps
-  over ghost batches) this is the one-shot model's ghost batch norm, in training and
-  evaluation alike. With running averages it is ordinary batch norm (stand-alone).
+  given and holds no running averages: this is the one-shot model's ghost batch norm,
+  in training and evaluation alike. Its input is [..., B, H, W, C] (or [..., B, C]),
+  and each index of the leading axes is a separate ghost batch with its own statistics
+  over (B, H, W). With running averages it is ordinary batch norm (stand-alone).
   """
   track_running_stats: bool = True
   momentum: float = 0.9
@@ -25,15 +26,17 @@ class BatchNorm(nn.Module):
     scale = self.param('scale', nn.initializers.ones, (features,))
     bias = self.param('bias', nn.initializers.zeros, (features,))
     axes = tuple(range(x.ndim - 1))
+    if not self.track_running_stats:
+      axes = axes[-3:] if x.ndim >= 4 else axes[-1:]
     if self.track_running_stats:
       ra_mean = self.variable('batch_stats', 'mean', jnp.zeros, (features,))
       ra_var = self.variable('batch_stats', 'var', jnp.ones, (features,))
     if self.track_running_stats and not train:
       mean, var = ra_mean.value, ra_var.value
     else:
-      mean = jnp.mean(x, axes)
-      var = jnp.mean(jnp.square(x - mean), axes)  # Two-pass: exact for tiny ghosts.
+      mean = jnp.mean(x, axes, keepdims=True)
+      var = jnp.mean(jnp.square(x - mean), axes, keepdims=True)  # Two-pass: exact for tiny ghosts.
       if self.track_running_stats and not self.is_initializing():
-        ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
-        ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+        ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean.reshape(-1)
+        ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var.reshape(-1)
     return (x - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias

@@ -14,6 +14,21 @@ from osas.models.norm import BatchNorm
 conv_init = nn.initializers.variance_scaling(2.0, 'fan_in', 'truncated_normal')
 
 
+class Conv(nn.Module):
+  """nn.Conv's stride-1 'SAME' bias-free case (same `kernel`), on kernels.conv2d.
+
+  Kernel sizes must be odd; kernels.conv2d says why this beats nn.Conv on XLA:CPU.
+  """
+  features: int
+  kernel_size: tuple[int, int] = (1, 1)
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param('kernel', conv_init, (*self.kernel_size, x.shape[-1], self.features))
+    x, kernel = nn.dtypes.promote_dtype(x, kernel)
+    return kernels.conv2d(x, kernel)
+
+
 class Op(nn.Module):
   """An op on `channels`-wide features; `ghost` selects batch norm without running stats."""
   channels: int
@@ -23,10 +38,8 @@ class Op(nn.Module):
   def norm_relu(self, x: jax.Array, train: bool, name: str = 'bn') -> jax.Array:
     return nn.relu(BatchNorm(track_running_stats=not self.ghost, name=name)(x, train))
 
-  def conv(self, x: jax.Array, kernel_size: tuple[int, int], name: str,
-           strides: int = 1) -> jax.Array:
-    return nn.Conv(self.channels, kernel_size, strides, padding='SAME', use_bias=False,
-                   kernel_init=conv_init, name=name)(x)
+  def conv(self, x: jax.Array, kernel_size: tuple[int, int], name: str) -> jax.Array:
+    return Conv(self.channels, kernel_size, name=name)(x)
 
 
 class Identity(Op):

@@ -6,6 +6,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from osas.models.network import ModelSpec, Network
 from osas.space import Masks
@@ -20,15 +21,16 @@ class Supernet(nn.Module):
   each ghost batch's own statistics, in training and evaluation alike. Masks without
   the ghost axis are shared by all `num_ghosts` ghost batches; with
   `execution='skip'` such a shared mask lets each path run under a `lax.cond`, so
-  a candidate costs only what it uses.
+  a candidate costs only what it uses. `masks=None` runs every path ungated (the
+  reference that benchmarks compare masked execution against).
   """
   space: Any
   spec: ModelSpec
   execution: str = 'mask'  # 'mask' | 'skip'
 
   @nn.compact
-  def __call__(self, images: jax.Array, masks: Masks, num_ghosts: int | None = None):
-    per_ghost = masks.inputs.ndim == 3
+  def __call__(self, images: jax.Array, masks: Masks | None, num_ghosts: int | None = None):
+    per_ghost = masks is not None and masks.inputs.ndim == 3
     if per_ghost:
       num_ghosts = masks.inputs.shape[0]
       if num_ghosts != masks.ops.shape[0]:
@@ -38,9 +40,7 @@ class Supernet(nn.Module):
     batch = images.shape[0]
     if batch % num_ghosts:
       raise ValueError(f'batch of {batch} images does not split into {num_ghosts} ghost batches')
-    x = images.reshape(num_ghosts, batch // num_ghosts, *images.shape[1:])
-    network = nn.vmap(Network, variable_axes={'params': None}, split_rngs={'params': False},
-                      in_axes=(0, 0 if per_ghost else None))
-    logits = network(self.space, self.spec, ghost=True, execution=self.execution,
+    x = jnp.asarray(images).reshape(num_ghosts, batch // num_ghosts, *images.shape[1:])
+    logits = Network(self.space, self.spec, ghost=True, execution=self.execution,
                      name='net')(x, masks)
     return logits.reshape(batch, -1)

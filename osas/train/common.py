@@ -52,6 +52,14 @@ def optimizer(section, field: str) -> optax.GradientTransformation:
                    nesterov=section.nesterov)
 
 
+def apply_gradients(state: TrainState, grads: Any, tx: optax.GradientTransformation,
+                    **replace: Any) -> TrainState:
+  """The optimiser's update applied to params, step + 1, plus any other fields given."""
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                       opt_state=opt_state, **replace)
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 

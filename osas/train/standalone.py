@@ -36,12 +36,9 @@ def train_step(state: common.TrainState, batch, *, model: Standalone, tx, weight
     return loss + 0.5 * weight_decay * l2, (logits, loss, l2, updates['batch_stats'])
 
   grads, (logits, loss, l2, stats) = jax.grad(loss_fn, has_aux=True)(state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = jax.tree.map(jnp.add, state.params, updates)
   metrics = common.TrainMetrics.single_from_model_output(
       logits=logits, labels=batch['label'], loss=loss, l2=l2)
-  return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                       batch_stats=stats), metrics
+  return common.apply_gradients(state, grads, tx, batch_stats=stats), metrics
 
 
 def eval_step(state: common.TrainState, images, *, model: Standalone):

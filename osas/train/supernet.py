@@ -42,11 +42,9 @@ def train_step(state: common.TrainState, batch: dict[str, jax.Array], *, model: 
     return loss + 0.5 * section.weight_decay * l2, (logits, loss, l2)
 
   grads, (logits, loss, l2) = jax.grad(loss_fn, has_aux=True)(state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = jax.tree.map(jnp.add, state.params, updates)
   metrics = common.TrainMetrics.single_from_model_output(
       logits=logits, labels=batch['label'], loss=loss, l2=l2)
-  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+  return common.apply_gradients(state, grads, tx), metrics
 
 
 def probe_logits(params: Any, images: jax.Array, probes, *, model: Supernet,
