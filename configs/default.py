@@ -4,6 +4,7 @@ import ml_collections
 
 BENDER2018_OPS = ('identity', 'sep3x3', 'sep5x5', 'sep7x7', 'conv1x7_7x1', 'max_pool',
                   'avg_pool')
+NB201_OPS = ('none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3')
 
 
 def get_config(arg=None):
@@ -13,14 +14,19 @@ def get_config(arg=None):
   config.stages = ('train_supernet', 'search', 'retrain', 'report')  # In this order.
   config.num_devices = ml_collections.config_dict.placeholder(int)  # None: all devices.
   config.distributed = False  # Call jax.distributed.initialize() (multi-host without env).
+  config.distributed_timeout_s = 300  # Bounded wait for the other processes to join.
 
   config.space = ml_collections.ConfigDict()
-  config.space.name = 'bender2018'  # A registered search space (osas.space.get_space).
-  config.space.num_blocks = 4  # N_choice: choice blocks per cell.
-  config.space.num_cell_inputs = 2  # Blocks may read the two previous cells' outputs.
-  config.space.ops = BENDER2018_OPS  # Candidate ops of every block.
-  config.space.min_ops = 1  # Ops per block: at least ...
-  config.space.max_ops = 2  # ... and at most.
+  config.space.name = 'bender2018'  # A registered space (osas.space.get_space), built ...
+  config.space.bender2018 = ml_collections.ConfigDict()  # ... from its section; others unread.
+  config.space.bender2018.num_blocks = 4  # N_choice: choice blocks per cell.
+  config.space.bender2018.num_cell_inputs = 2  # Blocks may read the two previous cells.
+  config.space.bender2018.ops = BENDER2018_OPS  # Candidate ops of every block.
+  config.space.bender2018.min_ops = 1  # Ops per block: at least ...
+  config.space.bender2018.max_ops = 2  # ... and at most.
+  config.space.nasbench201 = ml_collections.ConfigDict()  # NAS-Bench-201 (Dong & Yang 2020).
+  config.space.nasbench201.num_nodes = 4  # Node 0 the cell's input, the last its output.
+  config.space.nasbench201.ops = NB201_OPS  # One of these on every edge.
 
   config.data = ml_collections.ConfigDict()
   config.data.source = 'tfds'  # 'digits' | 'npz' | 'tfds'.
@@ -61,7 +67,7 @@ def get_config(arg=None):
   config.supernet.num_probes = 4  # Random archs watched while training (plus all-on).
 
   config.search = ml_collections.ConfigDict()
-  config.search.strategy = 'random'  # Which candidates to score (osas.search.strategies).
+  config.search.strategy = 'random'  # 'random' | 'all' (every cell: at most num_candidates).
   config.search.num_candidates = 20_000  # K, distinct cells (the paper: 20,000).
   config.search.evaluator = 'auto'  # 'vmap' | 'skip' | 'auto' (the faster on the platform).
   config.search.chunk_size = 64  # M: candidates scored per compiled call, over all devices.
@@ -101,4 +107,8 @@ def get_config(arg=None):
   config.report.figures = True  # Write the PNG figures next to summary.md.
   config.report.accuracy_key = 'test_accuracy'  # The result.json field read as stand-alone accuracy.
   config.report.dpi = 120  # Resolution of the figures (6 x 4.5 in).
+  # A CSV of true accuracies per arch (e.g. NAS-Bench-201's) to judge the ranking; None: off.
+  config.report.ground_truth = ml_collections.config_dict.placeholder(str)
+  config.report.ground_truth_arch_column = 'arch'  # Its column of arch strings, matched exactly ...
+  config.report.ground_truth_accuracy_column = 'test_acc_200ep'  # ... and of accuracies (% or 0-1).
   return config

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
-import jax
+from typing import Any, Callable
 
 from osas import path_dropout
-from osas.space import Masks
 
-# sampler(key, space, num_ghosts, ramp, section) -> Masks with a leading ghost axis.
-Sampler = Callable[..., Masks]
+# sampler(key, space, num_ghosts, ramp, section) -> the space's masks, leading ghost axis.
+Sampler = Callable[..., Any]
 
 
-def _path_dropout(key, space, num_ghosts, ramp, section) -> Masks:
+def _path_dropout(key, space, num_ghosts, ramp, section) -> Any:
   return path_dropout.sample(key, space, num_ghosts, ramp=ramp, rate=section.path_dropout_rate)
 
 
-def _uniform_cell(key, space, num_ghosts, ramp, section) -> Masks:
-  """One uniformly sampled cell per ghost batch (no ramp)."""
+def _uniform_cell(key, space, num_ghosts, ramp, section) -> Any:
+  """One uniformly sampled cell per ghost batch (no ramp).
+
+  Where a cell uses one op per edge (nasbench201) this is Single Path One-Shot's
+  uniform single-path sampling.
+  """
   return space.sample_masks(key, num_ghosts)
 
 

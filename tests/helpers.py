@@ -1,8 +1,17 @@
-"""Shared by the end-to-end tests: the tiny config with overrides, workdir snapshots."""
+"""Shared by the tests: the tiny config with overrides, workdir snapshots, model checks."""
 
+import atexit
+import functools
 import os
+import shutil
+import tempfile
+
+import jax
+import jax.numpy as jnp
 
 from osas import config_lib
+from osas.models import Standalone, Supernet, params_from_supernet
+from osas.models.initialize import init_variables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, 'configs', 'tiny.py')
@@ -26,3 +35,75 @@ def snapshot(directory):
       with open(path, 'rb') as f:
         out[os.path.relpath(path, directory)] = f.read()
   return out
+
+
+def tile(mask, n):
+  """One cell's masks repeated along a new leading (ghost) axis of length n."""
+  return jax.tree.map(lambda a: jnp.broadcast_to(a, (n,) + a.shape), mask)
+
+
+def rel_err(a, b) -> float:
+  return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+
+
+@functools.lru_cache(maxsize=None)
+def supernet(space, spec, execution='mask', num_ghosts=2, per_ghost=4):
+  """A Supernet, its variables and images [num_ghosts * per_ghost, 8, 8, 3]; built once."""
+  net = Supernet(space, spec, execution=execution)
+  images = jax.random.normal(jax.random.key(0), (num_ghosts * per_ghost, 8, 8, 3))
+  variables = init_variables(net, jax.random.key(1), images, tile(space.all_on(), num_ghosts))
+  return net, variables, images
+
+
+@functools.lru_cache(maxsize=None)
+def jit_apply(space, spec, execution='mask'):
+  """The jitted `apply` of `supernet(space, spec, execution)`, num_ghosts static."""
+  return jax.jit(supernet(space, spec, execution)[0].apply, static_argnums=3)
+
+
+def standalone_logits(space, spec, supernet_params, arch, images, num_ghosts):
+  """Logits of `arch`'s stand-alone model with the supernet's weights, on each ghost batch.
+
+  BN in training mode uses each ghost batch's statistics, as the supernet's ghost BN does.
+  """
+  model = Standalone(arch, space, spec)
+  params = params_from_supernet(supernet_params, arch, space)
+  stats = init_variables(model, jax.random.key(0), images[:1])['batch_stats']
+  logits = [model.apply({'params': params, 'batch_stats': stats}, ghost, train=True,
+                        mutable=['batch_stats'])[0]
+            for ghost in jnp.split(images, num_ghosts)]
+  return jnp.concatenate(logits)
+
+
+@functools.lru_cache(maxsize=None)
+def finished_tiny_run() -> str:
+  """A workdir where the tiny config ran every stage once; shared, so treat it as read-only."""
+  from osas import main  # pylint: disable=g-import-not-at-top
+  workdir = tempfile.mkdtemp(prefix='osas_tiny_run_')
+  atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+  main.run(tiny(), workdir)
+  return workdir
+
+
+def assert_skip_equals_masked(test, space, spec, masks, num_ghosts=2):
+  """Skip execution (a lax.cond per path) gives masked execution's logits for each mask."""
+  _, variables, images = supernet(space, spec)
+  skip = supernet(space, spec, 'skip')[0]
+  for mask in masks:
+    a = jit_apply(space, spec)(variables, images, mask, num_ghosts)
+    b = jit_apply(space, spec, 'skip')(variables, images, mask, num_ghosts)
+    test.assertLess(rel_err(b, a), 1e-5)
+    jaxpr = str(jax.make_jaxpr(lambda m: skip.apply(variables, images, m, num_ghosts))(mask))
+    test.assertIn('cond', jaxpr)
+
+
+def arch_grads(space, spec, arch, num_ghosts=2):
+  """Gradients of the supernet's cross-entropy, every ghost batch using `arch`'s masks."""
+  net, variables, images = supernet(space, spec)
+  labels = jnp.arange(images.shape[0]) % spec.num_classes
+
+  def loss(params):
+    logits = net.apply({'params': params}, images, tile(space.encode(arch), num_ghosts))
+    return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(labels.size), labels])
+
+  return jax.jit(jax.grad(loss))(variables['params'])

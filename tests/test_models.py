@@ -8,11 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from osas.models import ModelSpec, Standalone, Supernet, params_from_supernet
+from osas.models import ModelSpec, Standalone, params_from_supernet
 from osas.models import cost as cost_lib
 from osas.models.initialize import init_variables, variable_shapes
 from osas.models.network import ChoiceBlock
-from osas.space import Arch, Masks, SearchSpace
+from osas.space import Arch, SearchSpace
+import helpers
 
 SPACE = SearchSpace()
 # Native depthwise convs compile faster; tests/test_kernels.py checks the shifted ones equal them.
@@ -20,25 +21,8 @@ SPEC = ModelSpec(num_classes=5, filters=4, num_stacks=2, cells_per_stack=1, dept
 GHOSTS, PER_GHOST = 2, 4
 
 
-def _tile(mask: Masks, n: int) -> Masks:
-  return jax.tree.map(lambda a: jnp.broadcast_to(a, (n,) + a.shape), mask)
-
-
-def _rel_err(a, b) -> float:
-  return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
-
-
-@functools.lru_cache(maxsize=None)
-def _supernet(execution='mask'):
-  net = Supernet(SPACE, SPEC, execution=execution)
-  images = jax.random.normal(jax.random.key(0), (GHOSTS * PER_GHOST, 8, 8, 3))
-  variables = init_variables(net, jax.random.key(1), images, _tile(SPACE.all_on(), GHOSTS))
-  return net, variables, images
-
-
-@functools.lru_cache(maxsize=None)
-def _apply(execution='mask'):
-  return jax.jit(_supernet(execution)[0].apply, static_argnums=3)
+_supernet = functools.partial(helpers.supernet, SPACE, SPEC)
+_apply = functools.partial(helpers.jit_apply, SPACE, SPEC)
 
 
 class SupernetTest(parameterized.TestCase):
@@ -52,16 +36,10 @@ class SupernetTest(parameterized.TestCase):
     apply = _apply()
     archs = SPACE.decode_batch(SPACE.sample_masks(jax.random.key(2), 5))
     for arch in archs:
-      logits = apply(variables, images, _tile(SPACE.encode(arch), GHOSTS))
-      model = Standalone(arch, SPACE, SPEC)
-      params = params_from_supernet(variables['params'], arch)
-      stats = init_variables(model, jax.random.key(0), images[:1])['batch_stats']
-      for g in range(GHOSTS):  # Ghost BN == ordinary BN in training mode on that ghost.
-        ghost = images[g * PER_GHOST:(g + 1) * PER_GHOST]
-        expected, _ = model.apply({'params': params, 'batch_stats': stats}, ghost, train=True,
-                                  mutable=['batch_stats'])
-        self.assertLess(_rel_err(logits[g * PER_GHOST:(g + 1) * PER_GHOST], expected), 1e-5,
-                        str(arch))
+      logits = apply(variables, images, helpers.tile(SPACE.encode(arch), GHOSTS))
+      expected = helpers.standalone_logits(SPACE, SPEC, variables['params'], arch, images,
+                                           GHOSTS)
+      self.assertLess(helpers.rel_err(logits, expected), 1e-5, str(arch))
 
   def test_standalone_has_only_active_parts(self):
     arch = Arch.from_string('0:identity | 0,2:sep3x3 | 1:max_pool+avg_pool | 3:conv1x7_7x1')
@@ -81,11 +59,11 @@ class SupernetTest(parameterized.TestCase):
     for g in range(GHOSTS):
       one = jax.tree.map(lambda a: a[g:g + 1], masks)
       alone = _apply()(variables, images[g * PER_GHOST:(g + 1) * PER_GHOST], one)
-      self.assertLess(_rel_err(logits[g * PER_GHOST:(g + 1) * PER_GHOST], alone), 1e-5)
+      self.assertLess(helpers.rel_err(logits[g * PER_GHOST:(g + 1) * PER_GHOST], alone), 1e-5)
 
   def test_ghosts_do_not_see_each_other(self):
     net, variables, images = _supernet()
-    masks = _tile(SPACE.all_on(), GHOSTS)
+    masks = helpers.tile(SPACE.all_on(), GHOSTS)
     noise = jax.random.normal(jax.random.key(9), images[PER_GHOST:].shape)
     changed = images.at[PER_GHOST:].add(noise)
     a = _apply()(variables, images, masks)
@@ -94,15 +72,8 @@ class SupernetTest(parameterized.TestCase):
     self.assertGreater(float(jnp.abs(a[PER_GHOST:] - b[PER_GHOST:]).max()), 1e-3)
 
   def test_inactive_paths_get_exactly_zero_gradient(self):
-    net, variables, images = _supernet()
     arch = SPACE.decode(jax.tree.map(lambda a: a[0], SPACE.sample_masks(jax.random.key(4), 1)))
-    labels = jnp.arange(images.shape[0]) % SPEC.num_classes
-
-    def loss(params):
-      logits = net.apply({'params': params}, images, _tile(SPACE.encode(arch), GHOSTS))
-      return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(labels.size), labels])
-
-    grads = jax.jit(jax.grad(loss))(variables['params'])
+    grads = helpers.arch_grads(SPACE, SPEC, arch)
     checked = 0
     for s in range(SPEC.num_stacks):
       for i, block in enumerate(arch.blocks):
@@ -139,24 +110,17 @@ class SupernetTest(parameterized.TestCase):
     self.assertEqual(score._cache_size(), 1)
     for n in range(64):
       one = single(jax.tree.map(lambda a: a[n], first))
-      self.assertLess(_rel_err(batched[n], one), 1e-5, n)
+      self.assertLess(helpers.rel_err(batched[n], one), 1e-5, n)
 
   def test_skip_execution_equals_masked(self):
-    net, variables, images = _supernet()
-    skip, _, _ = _supernet('skip')
     masks = SPACE.sample_masks(jax.random.key(7), 3)
-    for n in range(3):
-      mask = jax.tree.map(lambda a: a[n], masks)
-      a = _apply()(variables, images, mask, GHOSTS)
-      b = _apply('skip')(variables, images, mask, GHOSTS)
-      self.assertLess(_rel_err(b, a), 1e-5)
-    jaxpr = str(jax.make_jaxpr(lambda m: skip.apply(variables, images, m, GHOSTS))(mask))
-    self.assertIn('cond', jaxpr)
+    helpers.assert_skip_equals_masked(
+        self, SPACE, SPEC, [jax.tree.map(lambda a, n=n: a[n], masks) for n in range(3)])
 
   def test_batch_must_split_into_ghosts(self):
     net, variables, images = _supernet()
     with self.assertRaisesRegex(ValueError, 'does not split into 3 ghost batches'):
-      net.apply(variables, images, _tile(SPACE.all_on(), 3))
+      net.apply(variables, images, helpers.tile(SPACE.all_on(), 3))
 
 
 class CostTest(parameterized.TestCase):

@@ -1,5 +1,7 @@
 """Analytic parameter count and FLOPs of a stand-alone model (fast enough per candidate).
 
+`cost` asks the arch's space (`space.cost`), which calls its function here.
+
 FLOPs are counted as NAS papers count them: multiply-adds of the convolutions and the
 classifier for one image; pooling, batch norm, ReLU and sums are not counted.
 Parameters are the trainable ones (BN running averages excluded). Tests check both
@@ -9,11 +11,10 @@ against the real model's variables and a hand count.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
-
-from osas.space import Arch
+from typing import Any, NamedTuple
 
 _SEP_KERNEL = {'sep3x3': 3, 'sep5x5': 5, 'sep7x7': 7}
+_NB201_KERNEL = {'nor_conv_1x1': 1, 'nor_conv_3x3': 3}  # Its other ops have no weights.
 
 
 class Cost(NamedTuple):
@@ -42,23 +43,39 @@ def _conv(k: int, cin: int, cout: int, pixels: int, bn: int = 0) -> Cost:
   return Cost(k * k * cin * cout + 2 * bn, pixels * k * k * cin * cout)
 
 
-def _stem(spec, width: int, height: int, image_width: int, channels: int) -> tuple[Cost, int]:
+def _stem(spec, width: int, height: int, image_width: int,
+          channels: int) -> tuple[Cost, tuple[int, int]]:
+  """The stem's cost and the (height, width) the cells see."""
   if spec.stem == 'cifar':
-    return _conv(3, channels, width, height * image_width, bn=width), height
+    return _conv(3, channels, width, height * image_width, bn=width), (height, image_width)
   half = math.ceil(height / 2), math.ceil(image_width / 2)
   quarter = math.ceil(half[0] / 2), math.ceil(half[1] / 2)
   cost = _add(_conv(3, channels, width // 2, half[0] * half[1], bn=width // 2),
               _conv(3, width // 2, width, quarter[0] * quarter[1], bn=width))
-  return cost, quarter[0]
+  return cost, quarter
 
 
-def cost(space, spec, arch: Arch, image_shape: tuple[int, int, int]) -> Cost:
+def _stack(cell: Cost, spec) -> Cost:
+  """`spec.cells_per_stack` copies of a cell."""
+  return Cost(cell.params * spec.cells_per_stack, cell.flops * spec.cells_per_stack)
+
+
+def _head(width: int, spec) -> Cost:
+  """BN of the last features and the classifier (with bias)."""
+  return Cost(2 * width + width * spec.num_classes + spec.num_classes,
+              width * spec.num_classes)
+
+
+def cost(space, spec, arch: Any, image_shape: tuple[int, int, int]) -> Cost:
   """Parameters and FLOPs of `Standalone(arch, space, spec)` on images of `image_shape`."""
+  return space.cost(spec, arch, image_shape)
+
+
+def bender2018(space, spec, arch: Any, image_shape: tuple[int, int, int]) -> Cost:
+  """`cost` in the bender2018 space."""
   height, width, channels = image_shape
   cell_width = space.num_blocks * spec.filters
-  total, _ = _stem(spec, cell_width, height, width, channels)
-  if spec.stem != 'cifar':
-    height, width = math.ceil(height / 4), math.ceil(width / 4)
+  total, (height, width) = _stem(spec, cell_width, height, width, channels)
   for s in range(spec.num_stacks):
     c = spec.stack_filters(s)
     if s:
@@ -73,9 +90,24 @@ def cost(space, spec, arch: Arch, image_shape: tuple[int, int, int]) -> Cost:
         w = cell_width if j < space.num_cell_inputs else c
         cell.append(_conv(1, w, c, pixels, bn=w))
       cell.extend(_op_cost(op, c, pixels) for op in block.ops)
-    cell = _add(*cell)
-    total = _add(total, Cost(cell.params * spec.cells_per_stack,
-                             cell.flops * spec.cells_per_stack))
-  head = Cost(2 * cell_width + cell_width * spec.num_classes + spec.num_classes,
-              cell_width * spec.num_classes)
-  return _add(total, head)
+    total = _add(total, _stack(_add(*cell), spec))
+  return _add(total, _head(cell_width, spec))
+
+
+def nasbench201(space, spec, arch: Any, image_shape: tuple[int, int, int]) -> Cost:
+  """`cost` in the nasbench201 space: ReLU-Conv-BN ops, residual reduction blocks."""
+  del space  # An arch's edges say it all.
+  height, width, channels = image_shape
+  total, (height, width) = _stem(spec, spec.filters, height, width, channels)
+  c = spec.filters
+  for s in range(spec.num_stacks):
+    c_in, c = c, spec.stack_filters(s)
+    if s:  # conv_a (3x3, stride 2), conv_b (3x3), shortcut (avg pool, 1x1 conv, no BN).
+      height, width = height // 2, width // 2
+      pixels = height * width
+      total = _add(total, _conv(3, c_in, c, pixels, bn=c), _conv(3, c, c, pixels, bn=c),
+                   _conv(1, c_in, c, pixels))
+    cell = [_conv(_NB201_KERNEL[op], c, c, height * width, bn=c)
+            for op in arch.ops if op in _NB201_KERNEL]
+    total = _add(total, _stack(_add(*cell), spec))
+  return _add(total, _head(c, spec))

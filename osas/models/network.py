@@ -1,4 +1,4 @@
-"""The network skeleton shared by the supernet and stand-alone models.
+"""The networks of the bender2018 space: supernet and stand-alone, and their parameter names.
 
 stem -> stacks of identical cells (reduction steps between stacks) -> BN-ReLU,
 global average pooling, classifier. Cells of one stack have identical shapes and
@@ -12,45 +12,21 @@ stand-alone model's parameters are a subset of the supernet's.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from osas.models import kernels
+from osas.models import skeleton
+from osas.models.gates import gate, per_ghost
 from osas.models.norm import BatchNorm
-from osas.models.ops import Conv, Op, conv_init, make_op
-from osas.space import Arch, Block, Masks
+from osas.models.ops import Conv, make_op
+from osas.models.skeleton import ModelSpec  # Re-exported: its home used to be here.
 
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-  """Macro-architecture hyper-parameters (the config's `model` section)."""
-  num_classes: int
-  filters: int = 16  # F: width of a block's ops in the first stack; doubles per stack.
-  num_stacks: int = 3
-  cells_per_stack: int = 2
-  stem: str = 'cifar'  # A key of STEMS.
-  depthwise_impl: str = 'auto'  # 'auto' | 'shifted' | 'native' (kernels.resolve_impl).
-
-  def __post_init__(self):
-    for field in ('num_classes', 'filters', 'num_stacks', 'cells_per_stack'):
-      if getattr(self, field) <= 0:
-        raise ValueError(f'config.model.{field} must be positive, got {getattr(self, field)}')
-    if self.stem not in STEMS:
-      raise ValueError(f"config.model.stem: unknown {self.stem!r}; known: {', '.join(STEMS)}")
-    kernels.resolve_impl(self.depthwise_impl)
-
-  @classmethod
-  def from_config(cls, model_config, num_classes: int) -> ModelSpec:
-    fields = {f.name for f in dataclasses.fields(cls)} - {'num_classes'}
-    return cls(num_classes=num_classes,
-               **{k: v for k, v in dict(model_config).items() if k in fields})
-
-  def stack_filters(self, stack: int) -> int:
-    return self.filters * 2 ** stack
+if TYPE_CHECKING:
+  from osas.spaces.bender2018 import Arch, Block, Masks
 
 
 class ChoiceBlock(nn.Module):
@@ -70,18 +46,6 @@ class ChoiceBlock(nn.Module):
   block: Block | None = None  # Stand-alone: only these inputs and ops exist.
   execution: str = 'mask'  # 'mask': multiply by the mask; 'skip': lax.cond per path.
 
-  def _gate(self, bit, module: nn.Module, fn: Callable[[nn.Module, jax.Array], jax.Array],
-            x: jax.Array, out_shape) -> jax.Array:
-    """fn(module, x) where bit is on, exact zeros where it is off (bit: scalar or [G])."""
-    if bit is None:
-      return fn(module, x)
-    if self.execution == 'skip' and not self.is_initializing():
-      if bit.ndim:  # One bit per ghost batch: no branch to skip, but keep exact zeros.
-        return jnp.where(_per_ghost(bit, len(out_shape)), fn(module, x), 0)
-      zeros = lambda mdl, x: jnp.zeros(out_shape, x.dtype)
-      return nn.cond(bit, fn, zeros, module, x)
-    return fn(module, x) * _per_ghost(bit, len(out_shape)).astype(x.dtype)
-
   @nn.compact
   def __call__(self, candidates: list[jax.Array], input_mask=None, op_mask=None) -> jax.Array:
     num_inputs = self.space.num_candidate_inputs(self.index)
@@ -93,23 +57,20 @@ class ChoiceBlock(nn.Module):
     for j in inputs:
       bit = None if input_mask is None else input_mask[..., j]
       unit = Projection(self.channels, self.ghost, self.train, name=f'input_{j}')
-      h = h + self._gate(bit, unit, lambda mdl, x: mdl(x), candidates[j], shape)
+      h = h + gate(self, bit, unit, lambda mdl, x: mdl(x), candidates[j], shape,
+                   self.execution)
     out = 0.0
     for name in ops:
       bit = None if op_mask is None else op_mask[..., self.space.ops.index(name)]
       op = make_op(name, channels=self.channels, ghost=self.ghost, impl=self.impl,
                    name=f'op_{name}')
-      out = out + self._gate(bit, op, lambda mdl, x: mdl(x, self.train), h, shape)
+      out = out + gate(self, bit, op, lambda mdl, x: mdl(x, self.train), h, shape,
+                       self.execution)
     if input_mask is not None:
       # A node whose inputs all dropped gives zeros (its ops would see BN of zeros).
       node_on = jnp.any(input_mask[..., :num_inputs], axis=-1)
-      out = out * _per_ghost(node_on, out.ndim).astype(h.dtype)
+      out = out * per_ghost(node_on, out.ndim).astype(h.dtype)
     return out
-
-
-def _per_ghost(bit: jax.Array, ndim: int) -> jax.Array:
-  """A scalar bit, or bits [G] of ghost batches, broadcastable against [G, B, H, W, C]."""
-  return bit.reshape(bit.shape + (1,) * (ndim - bit.ndim))
 
 
 class Projection(nn.Module):
@@ -163,37 +124,6 @@ class Reduction(nn.Module):
     return tuple(out)
 
 
-class CifarStem(nn.Module):
-  """A 3x3 convolution and BN at full resolution."""
-  features: int
-  ghost: bool
-  train: bool
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    x = Conv(self.features, (3, 3), name='conv')(x)
-    return BatchNorm(not self.ghost, name='bn')(x, self.train)
-
-
-class ImageNetStem(nn.Module):
-  """Two stride-2 3x3 convolutions: 224x224 images enter the cells at 56x56."""
-  features: int
-  ghost: bool
-  train: bool
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    x = nn.Conv(self.features // 2, (3, 3), 2, use_bias=False, kernel_init=conv_init,
-                name='conv_0')(x)
-    x = nn.relu(BatchNorm(not self.ghost, name='bn_0')(x, self.train))
-    x = nn.Conv(self.features, (3, 3), 2, use_bias=False, kernel_init=conv_init,
-                name='conv_1')(x)
-    return BatchNorm(not self.ghost, name='bn_1')(x, self.train)
-
-
-STEMS: dict[str, type[nn.Module]] = {'cifar': CifarStem, 'imagenet': ImageNetStem}
-
-
 class Network(nn.Module):
   """The whole network: images [..., B, H, W, C] -> logits [..., B, num_classes].
 
@@ -211,16 +141,55 @@ class Network(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, masks: Masks | None = None, train: bool = True):
     spec, width = self.spec, self.space.num_blocks  # A cell outputs num_blocks * filters.
-    x = STEMS[spec.stem](width * spec.filters, self.ghost, train, name='stem')(x)
+    x = skeleton.STEMS[spec.stem](width * spec.filters, self.ghost, train, name='stem')(x)
     carry = (x, x)
     for s in range(spec.num_stacks):
       channels = spec.stack_filters(s)
       if s:
         carry = Reduction(width * channels, self.ghost, train, name=f'reduce_{s}')(carry)
-      cells = nn.scan(Cell, variable_axes={'params': 0, 'batch_stats': 0},
-                      split_rngs={'params': True}, in_axes=nn.broadcast,
-                      length=spec.cells_per_stack)
+      cells = skeleton.stack(Cell, spec.cells_per_stack)
       carry, _ = cells(self.space, channels, self.ghost, train, spec.depthwise_impl,
                        self.arch, self.execution, name=f'stack_{s}')(carry, masks)
-    y = nn.relu(BatchNorm(not self.ghost, name='head_bn')(carry[1], train))
-    return nn.Dense(spec.num_classes, name='classifier')(jnp.mean(y, axis=(-3, -2)))
+    return skeleton.head(carry[1], spec.num_classes, self.ghost, train)
+
+
+def params_from_supernet(supernet_params: Any, arch: Arch) -> Any:
+  """The supernet's weights of `arch`'s active inputs and ops, shaped for its stand-alone."""
+
+  def prune(tree, block=None):
+    if not isinstance(tree, dict):
+      return tree
+    out = {}
+    for name, sub in tree.items():
+      if name.startswith('block_'):
+        out[name] = prune(sub, arch.blocks[int(name[len('block_'):])])
+      elif block is not None and name.startswith('input_'):
+        if int(name[len('input_'):]) in block.inputs:
+          out[name] = sub
+      elif block is not None and name.startswith('op_'):
+        if name[len('op_'):] in block.ops:
+          out[name] = sub
+      else:
+        out[name] = prune(sub, block)
+    return out
+
+  return prune(supernet_params)
+
+
+def usage_fraction(path: tuple[str, ...], masks: Masks, space) -> jax.Array | float:
+  """Fraction of ghost batches whose mask uses the parameter at `path` (1 outside blocks).
+
+  Inputs of block i are used when their bit is on; an op when its bit is on and the
+  block has at least one input (a node without inputs outputs zeros).
+  """
+  for n, name in enumerate(path[:-1]):
+    if not name.startswith('block_'):
+      continue
+    block, part = int(name[len('block_'):]), path[n + 1]
+    if part.startswith('input_'):
+      return jnp.mean(masks.inputs[:, block, int(part[len('input_'):])])
+    if part.startswith('op_'):
+      node_on = jnp.any(masks.inputs[:, block], axis=-1)
+      op_on = masks.ops[:, block, space.ops.index(part[len('op_'):])]
+      return jnp.mean(op_on & node_on)
+  return 1.0

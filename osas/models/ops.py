@@ -1,4 +1,4 @@
-"""The candidate ops of a choice block as small linen modules, chosen by name."""
+"""The candidate ops of the spaces' cells as small linen modules; bender2018's by name."""
 
 from __future__ import annotations
 
@@ -82,6 +82,27 @@ class Conv1x7x7x1(Op):
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     x = self.norm_relu(x, train)
     return self.conv(self.conv(x, (1, 7), name='conv_1x7'), (7, 1), name='conv_7x1')
+
+
+class ReLUConvBN(Op):
+  """ReLU, a k x k convolution, BN: NAS-Bench-201's conv op (its order, not BN-ReLU-Conv).
+
+  Stride 2 pads k // 2 on every side as the benchmark's PyTorch model does, so output
+  pixel (y, x) is centred on input pixel (2y, 2x).
+  """
+  kernel_size: int = 3
+  strides: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    k = self.kernel_size
+    x = nn.relu(x)
+    if self.strides == 1:
+      x = self.conv(x, (k, k), name='conv')
+    else:
+      x = nn.Conv(self.channels, (k, k), self.strides, padding=[(k // 2, k // 2)] * 2,
+                  use_bias=False, kernel_init=conv_init, name='conv')(x)
+    return BatchNorm(track_running_stats=not self.ghost, name='bn')(x, train)
 
 
 def _sep(kernel_size: int) -> Callable[..., Op]:

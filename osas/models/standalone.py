@@ -7,43 +7,32 @@ from typing import Any
 import flax.linen as nn
 import jax
 
-from osas.models.network import ModelSpec, Network
-from osas.space import Arch
+from osas.models.skeleton import ModelSpec
 
 
 class Standalone(nn.Module):
-  """Only the active inputs and ops of `arch` exist; ordinary BN with running averages.
+  """Only the active paths of `arch` exist; ordinary BN with running averages.
 
   `apply(variables, images, train=...)`; in training pass `mutable=['batch_stats']`.
+  The network is the space's (`space.network`).
   """
-  arch: Arch
+  arch: Any
   space: Any
   spec: ModelSpec
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
-    return Network(self.space, self.spec, arch=self.arch, ghost=False, name='net')(
+    return self.space.network(self.spec, arch=self.arch, ghost=False, name='net')(
         images, None, train)
 
 
-def params_from_supernet(supernet_params: Any, arch: Arch) -> Any:
-  """The supernet's weights of `arch`'s active inputs and ops, shaped for `Standalone`."""
+def params_from_supernet(supernet_params: Any, arch: Any, space: Any = None) -> Any:
+  """The supernet's weights of `arch`'s active paths, shaped for `Standalone`.
 
-  def prune(tree, block=None):
-    if not isinstance(tree, dict):
-      return tree
-    out = {}
-    for name, sub in tree.items():
-      if name.startswith('block_'):
-        out[name] = prune(sub, arch.blocks[int(name[len('block_'):])])
-      elif block is not None and name.startswith('input_'):
-        if int(name[len('input_'):]) in block.inputs:
-          out[name] = sub
-      elif block is not None and name.startswith('op_'):
-        if name[len('op_'):] in block.ops:
-          out[name] = sub
-      else:
-        out[name] = prune(sub, block)
-    return out
-
-  return prune(supernet_params)
+  `space` defaults to the registered space `arch` names, with its default parameters
+  (which paths an arch has does not depend on them).
+  """
+  # Here, not at the top: the spaces import the models.
+  from osas import space as space_lib  # pylint: disable=g-import-not-at-top
+  space = space or space_lib.get_space(arch.space_name)
+  return space.params_from_supernet(supernet_params, arch)

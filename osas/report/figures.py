@@ -1,4 +1,4 @@
-"""The report's figures as PNG files: the paper's Figure 5 (left and right) and Figure 6."""
+"""The report's figures as PNG files: the paper's Figures 5 and 6, one-shot vs ground truth."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ ONE_SHOT_VS_STANDALONE = 'one_shot_vs_standalone.png'
 SCORE_HISTOGRAM = 'score_histogram.png'
 KL_VS_ACCURACY = 'kl_vs_accuracy.png'
 ALL = (ONE_SHOT_VS_STANDALONE, SCORE_HISTOGRAM, KL_VS_ACCURACY)
+GROUND_TRUTH = 'ground_truth.png'  # Only when config.report.ground_truth is set.
 _RC = {'font.size': 11, 'axes.titlesize': 11, 'axes.labelsize': 11, 'legend.fontsize': 8.5,
        'xtick.labelsize': 10, 'ytick.labelsize': 10}
 _CORE_STYLES = {'one_shot_top': ('tab:red', '^'), 'one_shot_small': ('tab:orange', 's'),
@@ -52,6 +53,10 @@ def _label(name: str) -> str:
 
 def _pct(values: Sequence[float]) -> np.ndarray:
   return 100.0 * np.asarray(values, np.float64)
+
+
+def _point_size(n: int) -> float:
+  return float(np.clip(4000 / n, 4, 30))  # Thousands of points must not merge.
 
 
 def correlation_text(corr: dict[str, Any], kendall: bool = True) -> str:
@@ -134,8 +139,8 @@ def kl_vs_accuracy(kl: Sequence[float], accuracy: Sequence[float],
   fig = Figure(figsize=FIGSIZE, layout='constrained')
   ax = fig.add_subplot()
   kl = np.asarray(kl, np.float64)
-  size = float(np.clip(4000 / len(kl), 4, 30))  # Thousands of points must not merge.
-  ax.scatter(kl, _pct(accuracy), s=size, alpha=0.5, color='tab:purple', linewidths=0)
+  ax.scatter(kl, _pct(accuracy), s=_point_size(len(kl)), alpha=0.5, color='tab:purple',
+             linewidths=0)
   # KL spans decades between near-all-on and degenerate cells: log spreads them out.
   if kl.min() > 0 and kl.max() / kl.min() >= 20:
     ax.set_xscale('log')
@@ -147,11 +152,39 @@ def kl_vs_accuracy(kl: Sequence[float], accuracy: Sequence[float],
   return fig
 
 
+def one_shot_vs_truth(joined: Sequence[tuple[str, float, float]],
+                     truth: dict[str, Any]) -> Figure:
+  """Each scored candidate's one-shot accuracy against its accuracy in the ground-truth
+  table (`joined` in one-shot order), the one-shot top-k marked; dashed: what the same
+  number of random picks would get at best, on average."""
+  fig = Figure(figsize=FIGSIZE, layout='constrained')
+  ax = fig.add_subplot()
+  x, y = _pct([p[1] for p in joined]), _pct([p[2] for p in joined])
+  top = truth['one_shot_top']['k']
+  if len(joined) > top:
+    ax.scatter(x[top:], y[top:], s=_point_size(len(joined)), alpha=0.5, color='tab:blue',
+               linewidths=0, label=f'other scored candidates ({len(joined) - top})')
+  ax.scatter(x[:top], y[:top], s=45, marker='^', color='tab:red', edgecolors='white',
+             linewidths=0.5, label=f'one-shot top-{top}', zorder=3)
+  ax.axhline(100 * truth['random']['expected_best'], color='black', linestyle='--',
+             linewidth=1, label=f"best of {truth['random']['draws']} random picks (expected)")
+  ax.set_xlabel('One-shot validation accuracy (%)')
+  ax.set_ylabel(f"True {truth['accuracy_column'].replace('_', ' ')} (%)")
+  ax.set_title(f"One-shot vs ground-truth accuracy\n{correlation_text(truth['correlation'])}")
+  ax.grid(alpha=0.3)
+  ax.legend(loc='best', framealpha=0.8)
+  return fig
+
+
 def write_all(out_dir: epath.Path, candidates: Sequence[dict[str, Any]],
               groups: dict[str, list[str]], results: Sequence[dict[str, Any]],
-              corrs: dict[str, dict[str, Any]], accuracy_key: str,
-              dpi: int) -> dict[str, Any]:
-  """Writes the figures that the data allow: {'written': [file], 'skipped': {file: why}}."""
+              corrs: dict[str, dict[str, Any]], accuracy_key: str, dpi: int,
+              truth: dict[str, Any] | None = None,
+              joined: Sequence[tuple[str, float, float]] | None = None) -> dict[str, Any]:
+  """Writes the figures that the data allow: {'written': [file], 'skipped': {file: why}}.
+
+  `joined` is None when there is no ground truth, else its points for `truth`'s figure.
+  """
   groups = tables.order_groups(groups)
   one_shot = {c['arch']: c['accuracy'] for c in candidates}
   first_group = {}
@@ -182,6 +215,10 @@ def write_all(out_dir: epath.Path, candidates: Sequence[dict[str, Any]],
         [c['kl'] for c in with_kl], [c['accuracy'] for c in with_kl], corrs['kl_vs_one_shot'])
   else:
     skipped[KL_VS_ACCURACY] = 'no candidate has a KL score'
+  if truth is not None:
+    figures[GROUND_TRUTH] = lambda: one_shot_vs_truth(joined, truth)
+  elif joined is not None:
+    skipped[GROUND_TRUTH] = 'no scored candidates'
   with matplotlib.rc_context(_RC):
     for name, make in figures.items():
       _save(make(), out_dir / name, dpi)

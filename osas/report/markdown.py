@@ -79,6 +79,35 @@ def _best(summary: dict[str, Any]) -> list[str]:
   return lines or ['- None yet: nothing scored or retrained.']
 
 
+def _ground_truth(truth: dict[str, Any]) -> list[str]:
+  """The one-shot ranking against the table: correlation, precision@k, picks vs random."""
+  def pct(value: float) -> str:
+    return f'{100 * value:.2f}'
+  top, rand = truth['one_shot_top'], truth['random']
+  first, n = truth['one_shot_top1'], truth['joined']
+  precision = ', '.join(f'@{k} {p:.2f}' for k, p in truth['precision_at_k'].items())
+  rows = [
+      (f"One-shot top-1 `{first['arch']}`",
+       f"{pct(first['accuracy'])} (rank {first['rank']} of {n})"),
+      (f"One-shot top-{top['k']}: mean", pct(top['mean'])),
+      (f"One-shot top-{top['k']}: best", pct(top['best'])),
+      ('Random pick: mean (expected)', pct(rand['mean'])),
+      (f"Best of {rand['draws']} random picks (expected)", pct(rand['expected_best'])),
+      (f"Optimum of the scored set `{truth['optimum_joined']['arch']}`",
+       pct(truth['optimum_joined']['accuracy'])),
+      (f"Optimum of the table `{truth['optimum_table']['arch']}`",
+       pct(truth['optimum_table']['accuracy'])),
+  ]
+  return [f"{n} of {truth['scored']} scored candidates are in `{truth['file']}` "
+          f"({truth['table_size']} archs); true accuracy: its column "
+          f"`{truth['accuracy_column']}`; {truth['tie_break']}.", '',
+          *_correlations({'': truth['correlation']}), '',
+          '- Precision@k (share of the one-shot top-k in the true top-k of the scored set): '
+          + (precision or f'none: n = {n} is below the smallest k'), '',
+          f"| Pick | True {truth['accuracy_column']} (%) |", '|---|---:|',
+          *(f'| {_cell(pick)} | {value} |' for pick, value in rows)]
+
+
 def render(summary: dict[str, Any]) -> str:
   """The whole page, from the summary.json object."""
   counts = summary['counts']
@@ -96,6 +125,8 @@ def render(summary: dict[str, Any]) -> str:
             'one-shot accuracy: over the selected archs that were scored.', '',
             *_table(summary['table'], summary['accuracy_key']), '',
             '## Rank correlations', '', *_correlations(summary['correlations']), '',
+            *(['## Ground truth', '', *_ground_truth(summary['ground_truth']), '']
+              if summary.get('ground_truth') else []),
             '## Best architectures', '', *_best(summary), '', '## Figures', '']
   figures = summary['figures']
   for name in figures['written']:

@@ -11,12 +11,14 @@ from etils import epath
 import jax
 
 from osas.report import figures
+from osas.report import ground_truth
 from osas.report import loading
 from osas.report import markdown
 from osas.report import tables
 from osas.report.loading import is_number
 
-_FIELDS = {'figures': bool, 'accuracy_key': str, 'dpi': int}
+_FIELDS = {'figures': bool, 'accuracy_key': str, 'dpi': int, 'ground_truth_arch_column': str,
+           'ground_truth_accuracy_column': str}
 
 
 def check(config, mesh) -> None:
@@ -42,10 +44,26 @@ def check(config, mesh) -> None:
                      f'(config.retrain.eval_splits={tuple(splits)})')
   if not 50 <= section.dpi <= 600:
     raise ValueError(f'config.report.dpi={section.dpi} must be in [50, 600]')
+  _check_ground_truth(section)
+
+
+def _check_ground_truth(section) -> None:
+  """Field types always; when a table is set, that it exists and has both columns: cheap to
+  learn before the supernet trains, costly after."""
+  path = section.get('ground_truth')
+  if path is not None and (not isinstance(path, str) or not path.strip()):
+    raise ValueError(f'config.report.ground_truth={path!r} must be a CSV path or None')
+  for field in ('ground_truth_arch_column', 'ground_truth_accuracy_column'):
+    if not section[field].strip():
+      raise ValueError(f'config.report.{field}={section[field]!r} must name a CSV column')
+  if path is not None:
+    ground_truth.check_table(path, section.ground_truth_arch_column,
+                             section.ground_truth_accuracy_column)
 
 
 def _missing(candidates: Sequence[dict[str, Any]], groups: dict[str, list[str]],
-             results: Sequence[dict[str, Any]], accuracy_key: str) -> list[str]:
+             results: Sequence[dict[str, Any]], accuracy_key: str,
+             truth: dict[str, Any] | None) -> list[str]:
   """What the report lacks, each with its consequence, for summary.md's first section."""
   notes = []
   scored = {c['arch'] for c in candidates}
@@ -71,12 +89,18 @@ def _missing(candidates: Sequence[dict[str, Any]], groups: dict[str, list[str]],
   pending = len(selected - {r['arch'] for r in results})
   if pending:
     notes.append(f'{pending} of {len(selected)} selected archs are not retrained yet')
+  if truth and truth['missing']:
+    notes.append(f"{truth['missing']} of {truth['scored']} scored candidates are not in "
+                 f"{truth['file']} (e.g. {truth['missing_examples'][0]!r}): left out of the "
+                 'ground-truth statistics')
   return notes
 
 
 def build_summary(candidates: Sequence[dict[str, Any]], groups: dict[str, list[str]],
-                  results: Sequence[dict[str, Any]], accuracy_key: str) -> dict[str, Any]:
-  """summary.json's object, less 'figures': counts, Table 1, correlations, best archs."""
+                  results: Sequence[dict[str, Any]], accuracy_key: str,
+                  truth: dict[str, Any] | None = None) -> dict[str, Any]:
+  """summary.json's object, less 'figures': counts, Table 1, correlations, best archs and
+  `truth`, the ground-truth comparison (None when off or nothing is scored)."""
   scored = {c['arch'] for c in candidates}
   return {
       'accuracy_key': accuracy_key,
@@ -90,11 +114,12 @@ def build_summary(candidates: Sequence[dict[str, Any]], groups: dict[str, list[s
           'retrained_with_accuracy': sum(is_number(r.get(accuracy_key)) for r in results),
           'retrained_with_one_shot': sum(r['arch'] in scored for r in results),
       },
-      'missing': _missing(candidates, groups, results, accuracy_key),
+      'missing': _missing(candidates, groups, results, accuracy_key, truth),
       'table': tables.group_table(groups, candidates, results, accuracy_key),
       'correlations': tables.correlations(candidates, results, accuracy_key),
       'best_candidate': tables.best_candidate(candidates),
       'best_retrained': tables.best_retrained(results, accuracy_key, candidates),
+      'ground_truth': truth,
   }
 
 
@@ -107,16 +132,22 @@ def run(config, workdir: str, mesh) -> None:
   candidates = loading.load_candidates(root / 'search' / 'candidates.jsonl')
   groups = tables.order_groups(loading.load_selection(root / 'search' / 'selection.json'))
   results = loading.load_results(root / 'retrain', section.accuracy_key)
-  summary = build_summary(candidates, groups, results, section.accuracy_key)
+  truth, joined = None, None  # joined: None when off, else the points of the figure.
+  if section.get('ground_truth') is not None:
+    truth, joined = ground_truth.evaluate(candidates, section.ground_truth,
+                                          section.ground_truth_arch_column,
+                                          section.ground_truth_accuracy_column)
+  summary = build_summary(candidates, groups, results, section.accuracy_key, truth)
   out = root / 'report'
   out.mkdir(parents=True, exist_ok=True)
   if section.figures:
     summary['figures'] = figures.write_all(out, candidates, groups, results,
                                            summary['correlations'], section.accuracy_key,
-                                           section.dpi)
+                                           section.dpi, truth, joined)
   else:
+    names = figures.ALL + ((figures.GROUND_TRUTH,) if joined is not None else ())
     summary['figures'] = {'written': [],
-                          'skipped': dict.fromkeys(figures.ALL, 'config.report.figures=False')}
+                          'skipped': dict.fromkeys(names, 'config.report.figures=False')}
   # allow_nan=False: a NaN that slipped through must fail here, not write invalid JSON.
   loading.write_atomic(out / 'summary.json',
                        json.dumps(summary, indent=2, allow_nan=False) + '\n')

@@ -128,11 +128,17 @@ def correlations(candidates: Sequence[dict[str, Any]], results: Sequence[dict[st
   }
 
 
+def one_shot_rank(candidate: dict[str, Any]) -> tuple[float, int, str]:
+  """Sort key of the one-shot ranking: higher accuracy first; ties go to the smaller model,
+  then the arch string, so every reader of the ranking picks the same top-k."""
+  return (-candidate['accuracy'], candidate.get('params') or 0, candidate['arch'])
+
+
 def best_candidate(candidates: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-  """The best by one-shot accuracy; ties go to the smaller model, then the arch string."""
+  """The first by `one_shot_rank`."""
   if not candidates:
     return None
-  best = min(candidates, key=lambda c: (-c['accuracy'], c.get('params') or 0, c['arch']))
+  best = min(candidates, key=one_shot_rank)
   return {'arch': best['arch'], 'accuracy': best['accuracy'], 'params': best.get('params'),
           'flops': best.get('flops'), 'kl': best['kl'] if is_number(best.get('kl')) else None}
 

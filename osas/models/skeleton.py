@@ -1,0 +1,88 @@
+"""The macro skeleton every space's network shares: ModelSpec, stems, cell stacks, head."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from osas.models import kernels
+from osas.models.norm import BatchNorm
+from osas.models.ops import Conv, conv_init
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """Macro-architecture hyper-parameters (the config's `model` section)."""
+  num_classes: int
+  filters: int = 16  # F: width of a block's ops in the first stack; doubles per stack.
+  num_stacks: int = 3
+  cells_per_stack: int = 2
+  stem: str = 'cifar'  # A key of STEMS.
+  depthwise_impl: str = 'auto'  # 'auto' | 'shifted' | 'native' (kernels.resolve_impl).
+
+  def __post_init__(self):
+    for field in ('num_classes', 'filters', 'num_stacks', 'cells_per_stack'):
+      if getattr(self, field) <= 0:
+        raise ValueError(f'config.model.{field} must be positive, got {getattr(self, field)}')
+    if self.stem not in STEMS:
+      raise ValueError(f"config.model.stem: unknown {self.stem!r}; known: {', '.join(STEMS)}")
+    kernels.resolve_impl(self.depthwise_impl)
+
+  @classmethod
+  def from_config(cls, model_config, num_classes: int) -> ModelSpec:
+    fields = {f.name for f in dataclasses.fields(cls)} - {'num_classes'}
+    return cls(num_classes=num_classes,
+               **{k: v for k, v in dict(model_config).items() if k in fields})
+
+  def stack_filters(self, stack: int) -> int:
+    return self.filters * 2 ** stack
+
+
+class CifarStem(nn.Module):
+  """A 3x3 convolution and BN at full resolution."""
+  features: int
+  ghost: bool
+  train: bool
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = Conv(self.features, (3, 3), name='conv')(x)
+    return BatchNorm(not self.ghost, name='bn')(x, self.train)
+
+
+class ImageNetStem(nn.Module):
+  """Two stride-2 3x3 convolutions: 224x224 images enter the cells at 56x56."""
+  features: int
+  ghost: bool
+  train: bool
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = nn.Conv(self.features // 2, (3, 3), 2, use_bias=False, kernel_init=conv_init,
+                name='conv_0')(x)
+    x = nn.relu(BatchNorm(not self.ghost, name='bn_0')(x, self.train))
+    x = nn.Conv(self.features, (3, 3), 2, use_bias=False, kernel_init=conv_init,
+                name='conv_1')(x)
+    return BatchNorm(not self.ghost, name='bn_1')(x, self.train)
+
+
+STEMS: dict[str, type[nn.Module]] = {'cifar': CifarStem, 'imagenet': ImageNetStem}
+
+
+def stack(cell: type[nn.Module], length: int):
+  """`length` cells of one shape under `nn.scan`: compile time does not grow with it.
+
+  The cell is called as `cell(...)(carry, masks)` and returns `(carry, None)`; every
+  cell gets the same masks.
+  """
+  return nn.scan(cell, variable_axes={'params': 0, 'batch_stats': 0},
+                 split_rngs={'params': True}, in_axes=nn.broadcast, length=length)
+
+
+def head(x: jax.Array, num_classes: int, ghost: bool, train: bool) -> jax.Array:
+  """BN-ReLU, global average pooling, classifier (as 'head_bn' and 'classifier' of the caller)."""
+  y = nn.relu(BatchNorm(not ghost, name='head_bn')(x, train))
+  return nn.Dense(num_classes, name='classifier')(jnp.mean(y, axis=(-3, -2)))
