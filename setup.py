@@ -30,5 +30,7 @@ setuptools.setup(
         'test': ['pytest', 'tensorboard'],  # TensorBoard reads our logs in a test.
         # clu's metric_writers and periodic_actions, and tfds.load, need TensorFlow.
         'tf': ['tensorflow-cpu', 'tensorboard'],
+        # gs:// workdirs and data without TensorFlow: etils.epath reads them through gcsfs.
+        'gcs': ['gcsfs'],
     },
 )

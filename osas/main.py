@@ -11,6 +11,7 @@ import jax
 from ml_collections import config_flags
 
 from osas import parallel
+from osas import preemption
 from osas import stages
 from osas import workdir as workdir_lib
 
@@ -28,8 +29,10 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def _initialize_distributed(config) -> None:
   """Joins the other hosts before JAX touches a device, when there are other hosts."""
   if _COORDINATOR.value:
+    if _PROCESS_ID.value:
+      parallel.wait_for_coordinator(_COORDINATOR.value, config.distributed_timeout_s)
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                               initialization_timeout=config.get('distributed_timeout_s', 300))
+                               initialization_timeout=config.distributed_timeout_s)
   elif config.get('distributed', False) or ',' in os.environ.get('TPU_WORKER_HOSTNAMES', ''):
     jax.distributed.initialize()
 
@@ -61,9 +64,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  preemption.install()
   try:
     _initialize_distributed(_CONFIG.value)
     run(_CONFIG.value, _WORKDIR.value)
+  except preemption.Preempted as e:  # Saved; the same command resumes.
+    logging.warning('osas: stopped on request (%s); rerun the same command to resume', e)
+    sys.exit(0)
   except ValueError as e:  # Bad input: one line, no traceback, nothing written over.
     logging.debug('osas: bad input', exc_info=True)
     print(f'osas: error: {e}', file=sys.stderr)

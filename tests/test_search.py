@@ -5,6 +5,7 @@ import json
 import math
 import os
 import shutil
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -110,6 +111,19 @@ class StrategyAndResultsTest(parameterized.TestCase):
       results.read(path)
     self.assertEqual([r['arch'] for r in results.read(path, repair=True)], ['a', 'b'])
     self.assertEqual([r['arch'] for r in results.read(path)], ['a', 'b'])
+
+  @parameterized.parameters(True, False)
+  def test_append_and_repair_on_local_and_object_store_paths(self, local):
+    path = os.path.join(self.create_tempdir().full_path, 'search', 'c.jsonl')
+    record = dict(arch='a', accuracy=0.5, loss=1.0, kl=None, params=3, flops=4)
+    with mock.patch.object(results, '_is_local', return_value=local):
+      results.append(path, [record])
+      results.append(path, [{**record, 'arch': 'b'}, {**record, 'arch': 'c'}])
+      with open(path, 'a') as f:
+        f.write('{"arch": "d", "accu')
+      self.assertEqual([r['arch'] for r in results.read(path, repair=True)], ['a', 'b', 'c'])
+    with open(path) as f:
+      self.assertEqual([json.loads(line)['arch'] for line in f], ['a', 'b', 'c'])
 
   def test_malformed_line_names_file_and_line(self):
     path = os.path.join(self.create_tempdir().full_path, 'c.jsonl')

@@ -20,7 +20,6 @@ import numpy as np
 
 from osas import parallel
 from osas.models import ModelSpec, Supernet
-from osas.space import Masks
 
 MODES = ('vmap', 'skip')
 # Measured in benchmarks/evaluator.py: on XLA's CPU backend skipping unused ops wins;
@@ -40,7 +39,7 @@ def _log_probs(model: Supernet, params, images, mask, num_ghosts: int) -> jax.Ar
   return jax.nn.log_softmax(model.apply({'params': params}, images, mask, num_ghosts=num_ghosts))
 
 
-def _per_candidate(fn, mode: str, masks: Masks) -> Any:
+def _per_candidate(fn, mode: str, masks: Any) -> Any:
   """fn(mask) for every mask of the chunk: vectorised, or one after another."""
   return jax.vmap(fn)(masks) if mode == 'vmap' else jax.lax.map(fn, masks)
 
@@ -98,21 +97,25 @@ class Evaluator:
                        f'{self.ghost_batch_size}')
     return batch_size // self.ghost_batch_size
 
-  def pad(self, masks: Masks) -> tuple[Masks, int]:
-    """Pads a short chunk to chunk_size (repeating its first mask); returns it and its length."""
-    n = masks.inputs.shape[0]
+  def pad(self, masks: Any) -> tuple[Any, int]:
+    """Pads a chunk to chunk_size (repeating its first mask), split over the devices.
+
+    Returns the global masks and the number of real ones; every process passes the same.
+    """
+    n = jax.tree.leaves(masks)[0].shape[0]
     if n > self.chunk_size:
       raise ValueError(f'{n} masks in a chunk of {self.chunk_size}')
     index = np.concatenate([np.arange(n), np.zeros(self.chunk_size - n, int)])
-    return jax.tree.map(lambda x: np.asarray(x)[index], masks), n
+    padded = jax.tree.map(lambda x: np.asarray(x)[index], masks)
+    return parallel.put(padded, parallel.data_sharding(self.mesh)), n
 
   def reference(self, params, images) -> jax.Array:
     """Log-probabilities of the all-paths-on architecture: the KL score's reference."""
-    on = jax.tree.map(jnp.asarray, self.space.all_on())
+    on = parallel.put(self.space.all_on(), parallel.replicated(self.mesh))
     fn = jax.jit(functools.partial(_log_probs, self.model, num_ghosts=self._ghosts(len(images))))
     return fn(params, images, on)
 
-  def score(self, params, batches: Iterable[tuple[Any, Any]], masks: Masks,
+  def score(self, params, batches: Iterable[tuple[Any, Any]], masks: Any,
             kl_inputs: tuple[Any, Any] | None = None) -> dict[str, np.ndarray]:
     """accuracy, loss (and kl) per mask of a chunk, over all (images, labels) batches."""
     padded, n = self.pad(masks)
@@ -121,7 +124,8 @@ class Evaluator:
     for images, labels in batches:
       fn = self._function('accuracy', _accuracy_and_loss, 3, self._ghosts(len(labels)))
       c, l = fn(params, images, labels, padded)
-      correct, loss, count = correct + np.asarray(c), loss + np.asarray(l), count + len(labels)
+      correct, count = correct + parallel.to_host(c), count + len(labels)
+      loss = loss + parallel.to_host(l)
     if not count:
       raise ValueError('no complete evaluation batch: the validation split is smaller than '
                        'config.search.batch_size')
@@ -129,7 +133,7 @@ class Evaluator:
     if kl_inputs is not None:
       images, reference = kl_inputs
       fn = self._function('kl', _kl, 3, self._ghosts(len(images)))
-      out['kl'] = np.asarray(fn(params, images, reference, padded))[:n]
+      out['kl'] = parallel.to_host(fn(params, images, reference, padded))[:n]
     return out
 
   def compilations(self) -> int:

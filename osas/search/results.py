@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from absl import logging
+from etils import epath
 import jax
 
 FIELDS = ('arch', 'accuracy', 'loss', 'kl', 'params', 'flops')
@@ -19,18 +20,21 @@ def read(path: str, repair: bool = False) -> list[dict[str, Any]]:
   it is cut off (its candidates get scored again), otherwise it is an error like any
   malformed line, which names the file and line and is never "repaired".
   """
-  if not os.path.exists(path):
+  file = epath.Path(path)
+  if not file.exists():
     return []
-  with open(path, 'rb') as f:
-    content = f.read()
+  content = file.read_bytes()
   complete = content.rfind(b'\n') + 1
   if complete < len(content):
     if not repair:
       raise ValueError(f'{path}: the last line is truncated')
     logging.warning('%s: dropping a truncated last line (an interrupted write)', path)
     if jax.process_index() == 0:
-      with open(path, 'r+b') as f:
-        f.truncate(complete)
+      if _is_local(path):
+        with open(path, 'r+b') as f:
+          f.truncate(complete)
+      else:
+        file.write_bytes(content[:complete])
   records = []
   for number, line in enumerate(content[:complete].decode().splitlines(), 1):
     try:
@@ -46,12 +50,24 @@ def read(path: str, repair: bool = False) -> list[dict[str, Any]]:
 
 
 def append(path: str, records: list[dict[str, Any]]) -> None:
-  """Appends whole lines in one write, flushed and synced (process 0 only)."""
+  """Appends whole lines, flushed and synced (process 0 only).
+
+  Object stores (gs://) cannot append: there the file is rewritten whole, which they
+  replace atomically, so a kill leaves the old or the new content, never half a line.
+  """
   if jax.process_index() != 0 or not records:
     return
-  os.makedirs(os.path.dirname(path), exist_ok=True)
+  file = epath.Path(path)
+  file.parent.mkdir(parents=True, exist_ok=True)
   text = ''.join(json.dumps({k: r[k] for k in FIELDS}) + '\n' for r in records)
+  if not _is_local(path):
+    file.write_text((file.read_text() if file.exists() else '') + text)
+    return
   with open(path, 'a') as f:
     f.write(text)
     f.flush()
     os.fsync(f.fileno())
+
+
+def _is_local(path: str) -> bool:
+  return '://' not in str(path)

@@ -10,6 +10,7 @@ from osas import checkpoints
 from osas import data
 from osas import metric_logs
 from osas import parallel
+from osas import preemption
 from osas import space as space_lib
 from osas import workdir as workdir_lib
 from osas.models import ModelSpec
@@ -34,7 +35,7 @@ def check(config, mesh) -> None:
     raise ValueError(f'config.search.kl_examples={section.kl_examples} must be a multiple of '
                      f'config.supernet.ghost_batch_size={config.supernet.ghost_batch_size}')
   resolve_mode(section.evaluator)
-  strategies.get_strategy(section.strategy)
+  strategies.check(section, space_lib.from_config(config.space))
   for field in ('top_n', 'top_sample', 'small_n', 'random_n', 'buckets', 'per_bucket'):
     if config.select[field] < 0:
       raise ValueError(f'config.select.{field}={config.select[field]} must be >= 0')
@@ -79,8 +80,9 @@ def run(config, workdir: str, mesh) -> None:
   if todo:
     _score(todo, params, config, space, spec, retrain_spec, image_shape, path, mesh)
   records = results.read(path)
+  all_on = space.all_on_arch()  # None where the space has no All-On arch.
   groups = selection.select(records, config.select, config.seed + 4,
-                            space.all_on_arch().to_string())
+                            None if all_on is None else all_on.to_string())
   workdir_lib.write_json(workdir, 'search', 'selection.json',
                          obj={'groups': groups, 'num_scored': len(records)})
   logging.info('search: selected %s', {k: len(v) for k, v in groups.items()})
@@ -120,5 +122,7 @@ def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, m
                       'params': params_count, 'flops': flops})
     results.append(path, records)
     progress.update(n)
+    if n < len(chunks):
+      preemption.stop_if_requested(f'search: {n} of {len(chunks)} chunks scored and saved', n)
   logging.info('search: scored %d candidates in %.1f s with the %s evaluator (%d compiles)',
                len(todo), time.time() - started, evaluator.mode, evaluator.compilations())

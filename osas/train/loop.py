@@ -11,6 +11,7 @@ import numpy as np
 
 from osas import checkpoints
 from osas import metric_logs
+from osas import preemption
 
 
 @dataclasses.dataclass
@@ -57,8 +58,13 @@ class Loop:
         scalars = {f'{self.name}/{k}': float(v) for k, v in self.eval_fn(state).items()}
         self.writer.write_scalars(step, scalars)
         summary.update(scalars)
-      self.checkpointer.save(step, state, force=last)
+      stop = not last and preemption.requested(step)
+      self.checkpointer.save(step, state, force=last or stop)
       progress.update(step)
+      if stop:
+        self.checkpointer.wait_until_finished()
+        self.writer.flush()
+        raise preemption.Preempted(f'{self.name}: saved step {step} of {self.num_steps}')
     self.checkpointer.wait_until_finished()
     return state, summary
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from absl import logging
 import jax
-from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 
@@ -16,6 +15,7 @@ from osas import checkpoints
 from osas import data
 from osas import metric_logs
 from osas import parallel
+from osas import preemption
 from osas import space as space_lib
 from osas import workdir as workdir_lib
 from osas.models import ModelSpec, Standalone
@@ -51,9 +51,8 @@ def accuracy(state, split: data.DataSplit, predict, mesh) -> float:
   correct = total = 0.0
   for batch in split.eval_batches(remainder='pad'):
     logits = predict(state, parallel.global_batch(batch['image'], mesh))
-    logits = np.asarray(multihost_utils.process_allgather(logits, tiled=True))
-    gathered = [np.asarray(multihost_utils.process_allgather(batch[k], tiled=True))
-                for k in ('label', 'valid')]
+    logits = parallel.to_host(logits)
+    gathered = [parallel.to_host(batch[k]) for k in ('label', 'valid')]
     correct += float(((logits.argmax(-1) == gathered[0]) * gathered[1]).sum())
     total += float(gathered[1].sum())
   return correct / max(total, 1.0)
@@ -76,7 +75,7 @@ def retrain_one(arch: space_lib.Arch, config, workdir: str, mesh) -> dict[str, A
   variables = init_variables(model, jax.random.key(config.seed),
                              np.zeros((1,) + train.image_shape, np.float32))
   repl, batch_sharding = parallel.replicated(mesh), parallel.data_sharding(mesh)
-  state = jax.device_put(common.TrainState(
+  state = parallel.put(common.TrainState(
       step=jnp.zeros((), jnp.int32), params=variables['params'],
       opt_state=tx.init(variables['params']), key=jax.random.key(config.seed),
       batch_stats=variables['batch_stats']), repl)
@@ -162,3 +161,5 @@ def run(config, workdir: str, mesh) -> None:
   for n, arch in enumerate(archs):
     logging.info('retrain: arch %d of %d: %s', n + 1, len(archs), arch)
     retrain_one(arch, config, workdir, mesh)
+    if n + 1 < len(archs):
+      preemption.stop_if_requested(f'retrain: {n + 1} of {len(archs)} archs done', n)

@@ -8,7 +8,6 @@ from typing import Any
 
 from absl import logging
 import jax
-from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 
@@ -115,7 +114,7 @@ def init_state(parts: dict[str, Any], config, mesh) -> common.TrainState:
   state = common.TrainState(step=jnp.zeros((), jnp.int32), params=params,
                             opt_state=parts['tx'].init(params),
                             key=jax.random.key(config.seed + 2))
-  return jax.device_put(state, parallel.replicated(mesh))
+  return parallel.put(state, parallel.replicated(mesh))
 
 
 def evaluate_probes(state, parts, config, mesh) -> dict[str, float]:
@@ -126,9 +125,8 @@ def evaluate_probes(state, parts, config, mesh) -> dict[str, float]:
   for batch in parts['valid'].eval_batches(remainder='drop'):
     arrays = parallel.global_batch({'image': batch['image']}, mesh)
     logits = parts['probes'](state.params, arrays['image'], masks)
-    logits = np.asarray(multihost_utils.process_allgather(logits, tiled=True))
-    labels = np.asarray(multihost_utils.process_allgather(
-        batch['label'], tiled=True))
+    logits = parallel.to_host(logits)
+    labels = parallel.to_host(batch['label'])
     correct += (logits.argmax(-1) == labels).sum(-1)
     count += labels.size
   if not count:
