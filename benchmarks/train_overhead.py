@@ -3,7 +3,8 @@
   PYTHONPATH=. python benchmarks/train_overhead.py [--batch=256 --size=32 --filters=8
       --stacks=3 --cells_per_stack=1 --ghost=32 --repeats=7]
 
-Prints a markdown table of median seconds per call and of lower+compile seconds:
+Prints a markdown table of median seconds per call and of lower+compile seconds (and the
+supernet's initialisation time):
   * 'one-shot step': `osas.train.supernet.train_step` (masks drawn in the step, ghost BN,
     usage-weighted L2, SGD with Nesterov momentum);
   * 'all-on step': the same supernet with every path on and no masks (`masks=None`),
@@ -115,8 +116,11 @@ def main(argv):
                                 jnp.float32),
            'label': jnp.asarray(rng.integers(0, _CLASSES.value, batch_size), jnp.int32)}
   image = np.zeros((ghost, _SIZE.value, _SIZE.value, 3), np.float32)
+  init_start = time.perf_counter()
   params = init_variables(model, jax.random.key(0), image,
                           jax.tree.map(lambda x: x[None], space.all_on()))['params']
+  jax.block_until_ready(params)
+  init_s = time.perf_counter() - init_start
   new_state = lambda: common.TrainState(
       step=jnp.zeros((), jnp.int32), params=jax.tree.map(jnp.copy, params),
       opt_state=tx.init(params), key=jax.random.key(2))
@@ -152,6 +156,7 @@ def main(argv):
   print('|---|---:|---:|')
   for name, seconds, compile_s in rows:
     print(f'| {name} | {seconds:.3f} | {compile_s:.1f} |')
+  print(f'| supernet init (eval_shape + initialisers) | | {init_s:.1f} |')
   print(f'| one-shot step / all-on step (target <= 1.15) | {one_shot_s / all_on_s:.2f} | |')
   print(f'| one-shot step / forward (target <= 4) | {one_shot_s / forward_s:.2f} | |')
 

@@ -64,9 +64,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  preemption.install()
   try:
     _initialize_distributed(_CONFIG.value)
+    # After jax.distributed, whose preemption notifier would otherwise replace the handler.
+    preemption.install()
     run(_CONFIG.value, _WORKDIR.value)
   except preemption.Preempted as e:  # Saved; the same command resumes.
     logging.warning('osas: stopped on request (%s); rerun the same command to resume', e)

@@ -269,7 +269,7 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-  """Logs a progress line at most every `every_s` seconds (and at the end): step/total, examples/s, ETA.
+  """Logs a progress line at most every `every_s` seconds (and at the end): step/total, rate, ETA.
 
   Speed and ETA come from the steps since the previous line (the first line: since this
   object was made), so they count only steps this process ran and a resumed run's
@@ -277,11 +277,12 @@ class Progress:
   """
 
   def __init__(self, total_steps: int, *, examples_per_step: int, every_s: float = 30.0,
-               start_step: int = 0, name: str = 'train',
+               start_step: int = 0, name: str = 'train', unit: str = 'examples',
                log_fn: Callable[..., None] = logging.info,
                clock: Callable[[], float] = time.monotonic):
     self._total, self._examples_per_step = total_steps, examples_per_step
     self._every_s, self._name, self._log_fn, self._clock = every_s, name, log_fn, clock
+    self._unit = unit  # What a step's `examples_per_step` count: examples, candidates, ...
     self._start_time = self._last_time = clock()
     self._last_step = start_step
 
@@ -295,7 +296,7 @@ class Progress:
     rate = steps / seconds if steps > 0 and seconds > 0 else None
     line = f'{self._name}: step {step}/{self._total} ({100 * step / max(self._total, 1):.1f}%)'
     if rate is not None:
-      line += f', {rate * self._examples_per_step:.1f} examples/s'
+      line += f', {rate * self._examples_per_step:.1f} {self._unit}/s'
     if done:
       line += f', done in {_duration(now - self._start_time)}'
     elif rate is not None:

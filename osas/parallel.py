@@ -19,8 +19,8 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
   devices = jax.devices()
   if num_devices is not None:
     if not 0 < num_devices <= len(devices):
-      raise ValueError(f'a mesh of {num_devices} devices was asked for, '
-                       f'{len(devices)} are present')
+      raise ValueError(f'config.num_devices={num_devices}: a mesh of {num_devices} devices '
+                       f'was asked for, {len(devices)} are present')
     devices = devices[:num_devices]
   return Mesh(np.asarray(devices), (DATA,))
 

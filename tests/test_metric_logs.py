@@ -159,6 +159,11 @@ class ProgressTest(absltest.TestCase):
     progress, _ = self._progress([0.0, 3600.0])
     self.assertEqual(progress.update(50), 'train: step 50/100 (50.0%), 0.4 examples/s, ETA 1h00m')
 
+  def test_unit_names_what_a_step_counts(self):
+    progress, _ = self._progress([0.0, 4.0], unit='candidates')  # 100 steps of 32 in 4 s.
+    self.assertEqual(progress.update(100),
+                     'train: step 100/100 (100.0%), 800.0 candidates/s, done in 4s')
+
 
 if __name__ == '__main__':
   absltest.main()

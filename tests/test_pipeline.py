@@ -76,6 +76,7 @@ class BadInputTest(parameterized.TestCase):
       ('stage', {'stages': ('train_supernet', 'deploy')}, "unknown stage 'deploy'"),
       ('arch', {'retrain.archs': ('0:conv9x9',)}, r'config.retrain.archs\[0\]'),
       ('retrain_width', {'retrain.filters': -1}, 'config.retrain.filters must be positive'),
+      ('mesh', {'num_devices': 2}, r'config.num_devices=2: a mesh of 2 devices .* 1 are present'),
   )
   def test_bad_config_names_field_and_leaves_workdir_alone(self, overrides, message):
     workdir = self.create_tempdir()

@@ -109,7 +109,7 @@ def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, m
     kl_inputs = (images, evaluator.reference(params, images))
   chunks = [todo[i:i + section.chunk_size] for i in range(0, len(todo), section.chunk_size)]
   progress = metric_logs.Progress(len(chunks), examples_per_step=section.chunk_size,
-                                  name='search')
+                                  name='search', unit='candidates')
   started = time.time()
   for n, chunk in enumerate(chunks, 1):
     scores = evaluator.score(params, batches, space.encode_batch(chunk), kl_inputs)
