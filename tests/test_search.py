@@ -19,6 +19,7 @@ from osas import parallel
 from osas import workdir as workdir_lib
 from osas.models import ModelSpec, Supernet
 from osas.models.initialize import init_variables
+from osas.search import memory
 from osas.search import results
 from osas.search import selection
 from osas.search import strategies
@@ -76,6 +77,14 @@ class EvaluatorTest(parameterized.TestCase):
                                   (reference_images, reference))
     for key in ('accuracy', 'loss', 'kl'):
       np.testing.assert_allclose(out['skip'][key], out['vmap'][key], rtol=1e-5, atol=1e-7)
+
+  def test_memory_estimate_grows_with_the_vmapped_chunk(self):
+    params, images, labels = _setup()
+    need = {m: Evaluator(SPACE, SPEC, parallel.make_mesh(), mode='vmap', chunk_size=m,
+                         ghost_batch_size=8).memory_bytes(params, (images, labels))
+            for m in (1, 4)}
+    self.assertGreater(need[1], sum(x.nbytes for x in jax.tree.leaves(params)))
+    self.assertGreater(need[4], need[1])  # Activations of every candidate at once.
 
   def test_symmetrized_kl_by_hand(self):
     p, q = np.log([[0.5, 0.5]]), np.log([[0.9, 0.1]])
@@ -210,6 +219,36 @@ class SearchStageTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, message):
       main.run(helpers.tiny(stages=('search',), **{field: value}),
                self.create_tempdir().full_path)
+
+  def test_chunk_larger_than_memory_is_refused_and_nothing_lost(self):
+    workdir = self._copy('memory')
+    main.run(helpers.tiny(stages=('search',)), workdir)
+    results_dirs = [os.path.join(workdir, d) for d in ('search', 'supernet')]
+    before = [helpers.snapshot(d) for d in results_dirs]
+    more = helpers.tiny(stages=('search',), **{'search.num_candidates': 10})
+    with mock.patch.object(memory, 'device_limit_bytes', return_value=1024):
+      with self.assertRaisesRegex(ValueError, r'config.search.chunk_size=4 .* needs about'):
+        main.run(more, workdir)
+    self.assertEqual([helpers.snapshot(d) for d in results_dirs], before)
+
+
+class ChunkSizeTest(absltest.TestCase):
+
+  def test_the_largest_chunk_that_fits_by_hand(self):
+    # Per device: 1000 fixed + 100 per candidate, so at m candidates over 2 devices
+    # 1000 + 50 m; half of 10,000 leaves room for m = 80.
+    need = lambda m: 1000 + 50 * m
+    self.assertEqual(memory.fitting_chunk_size(need, 10_000, 2, candidates=1000), 80)
+    self.assertEqual(memory.fitting_chunk_size(need, 10_000, 2, candidates=31), 32)
+    self.assertEqual(memory.fitting_chunk_size(need, 10**9, 2, candidates=1000), 128)
+    self.assertEqual(memory.fitting_chunk_size(need, 1_000, 2, candidates=1000), 2)
+    self.assertEqual(memory.fitting_chunk_size(lambda m: 10, 100, 4, candidates=1000), 256)
+
+  def test_check_names_the_fields(self):
+    memory.check(2**30, 2**30, chunk_size=8, batch_size=64)
+    with self.assertRaisesRegex(ValueError, r'chunk_size=8 with config.search.batch_size=64 '
+                                r'needs about 1.00 GiB .* than the 0.50 GiB'):
+      memory.check(2**30, 2**29, chunk_size=8, batch_size=64)
 
 
 if __name__ == '__main__':

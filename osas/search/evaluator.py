@@ -20,6 +20,7 @@ import numpy as np
 
 from osas import parallel
 from osas.models import ModelSpec, Supernet
+from osas.search import memory
 
 MODES = ('vmap', 'skip')
 # Measured in benchmarks/evaluator.py: on XLA's CPU backend skipping unused ops wins;
@@ -114,6 +115,17 @@ class Evaluator:
     on = parallel.put(self.space.all_on(), parallel.replicated(self.mesh))
     fn = jax.jit(functools.partial(_log_probs, self.model, num_ghosts=self._ghosts(len(images))))
     return fn(params, images, on)
+
+  def memory_bytes(self, params, batch: tuple[Any, Any], kl_inputs=None) -> int:
+    """XLA's per-device estimate for scoring a chunk; compiles what `score` then reuses."""
+    padded, _ = self.pad(self.space.sample_masks(jax.random.key(0), 1))
+    images, labels = batch
+    accuracy = self._function('accuracy', _accuracy_and_loss, 3, self._ghosts(len(labels)))
+    programs = [lambda: accuracy.lower(params, images, labels, padded).compile()]
+    if kl_inputs is not None:
+      kl = self._function('kl', _kl, 3, self._ghosts(len(kl_inputs[0])))
+      programs.append(lambda: kl.lower(params, *kl_inputs, padded).compile())
+    return memory.needed_bytes(programs)
 
   def score(self, params, batches: Iterable[tuple[Any, Any]], masks: Any,
             kl_inputs: tuple[Any, Any] | None = None) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ from osas import space as space_lib
 from osas import workdir as workdir_lib
 from osas.models import ModelSpec
 from osas.models.cost import cost
+from osas.search import memory
 from osas.search import results
 from osas.search import selection
 from osas.search import strategies
@@ -26,9 +27,9 @@ def check(config, mesh) -> None:
   section = config.search
   if section.num_candidates <= 0:
     raise ValueError(f'config.search.num_candidates={section.num_candidates} must be positive')
-  if section.chunk_size <= 0 or section.chunk_size % mesh.devices.size:
-    raise ValueError(f'config.search.chunk_size={section.chunk_size} must be a positive '
-                     f'multiple of the {mesh.devices.size} devices')
+  if section.chunk_size < 0 or section.chunk_size % mesh.devices.size:
+    raise ValueError(f'config.search.chunk_size={section.chunk_size} must be 0 (what fits) '
+                     f'or a positive multiple of the {mesh.devices.size} devices')
   parallel.check_batch(section.batch_size, config.supernet.ghost_batch_size, mesh,
                        'config.search')
   if section.kl_examples and section.kl_examples % config.supernet.ghost_batch_size:
@@ -88,11 +89,31 @@ def run(config, workdir: str, mesh) -> None:
   logging.info('search: selected %s', {k: len(v) for k, v in groups.items()})
 
 
+def _evaluator(config, space, spec, mesh, chunk_size: int) -> Evaluator:
+  return Evaluator(space, spec, mesh, mode=config.search.evaluator, chunk_size=chunk_size,
+                   ghost_batch_size=config.supernet.ghost_batch_size)
+
+
+def _fitting_evaluator(config, space, spec, mesh, params, batch, kl_inputs,
+                       candidates: int) -> Evaluator:
+  """The evaluator for config.search.chunk_size (0: the largest that fits), memory checked."""
+  limit = memory.agreed(0, memory.device_limit_bytes())[1]
+  needed_at = lambda m: memory.agreed(
+      _evaluator(config, space, spec, mesh, m).memory_bytes(params, batch, kl_inputs), limit)[0]
+  chunk_size = config.search.chunk_size
+  if not chunk_size:
+    chunk_size = memory.fitting_chunk_size(needed_at, limit, mesh.devices.size, candidates)
+    logging.info('search: chunk size %d (config.search.chunk_size=0: what fits)', chunk_size)
+  evaluator = _evaluator(config, space, spec, mesh, chunk_size)
+  needed = memory.agreed(evaluator.memory_bytes(params, batch, kl_inputs), limit)[0]
+  memory.check(needed, limit, chunk_size=chunk_size, batch_size=config.search.batch_size)
+  return evaluator
+
+
 def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, mesh) -> None:
   """Scores `todo` chunk by chunk, appending each finished chunk to the candidates file."""
   section = config.search
-  evaluator = Evaluator(space, spec, mesh, mode=section.evaluator, chunk_size=section.chunk_size,
-                        ghost_batch_size=config.supernet.ghost_batch_size)
+  started = time.time()
   valid = data.get_split(config.data, 'valid', global_batch_size=section.batch_size,
                          train=False, seed=config.seed)
   batches = []
@@ -101,16 +122,22 @@ def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, m
       break
     arrays = parallel.global_batch({'image': batch['image'], 'label': batch['label']}, mesh)
     batches.append((arrays['image'], arrays['label']))
+  if not batches:
+    raise ValueError('search: no complete evaluation batch: the validation split is smaller '
+                     f'than config.search.batch_size={section.batch_size}')
   kl_inputs = None
   if section.kl_examples:
     train = data.get_split(config.data, 'train', global_batch_size=section.kl_examples,
                            train=False, seed=config.seed)
     images = parallel.global_batch(train.batch(0)['image'], mesh)
-    kl_inputs = (images, evaluator.reference(params, images))
-  chunks = [todo[i:i + section.chunk_size] for i in range(0, len(todo), section.chunk_size)]
-  progress = metric_logs.Progress(len(chunks), examples_per_step=section.chunk_size,
+    reference = _evaluator(config, space, spec, mesh, mesh.devices.size).reference(params, images)
+    kl_inputs = (images, reference)
+  evaluator = _fitting_evaluator(config, space, spec, mesh, params, batches[0], kl_inputs,
+                                 len(todo))
+  size = evaluator.chunk_size
+  chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+  progress = metric_logs.Progress(len(chunks), examples_per_step=size,
                                   name='search', unit='candidates')
-  started = time.time()
   for n, chunk in enumerate(chunks, 1):
     scores = evaluator.score(params, batches, space.encode_batch(chunk), kl_inputs)
     records = []
@@ -124,5 +151,5 @@ def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, m
     progress.update(n)
     if n < len(chunks):
       preemption.stop_if_requested(f'search: {n} of {len(chunks)} chunks scored and saved', n)
-  logging.info('search: scored %d candidates in %.1f s with the %s evaluator (%d compiles)',
+  logging.info('search: scored %d candidates in %.1f s (compiles included) with the %s evaluator (%d compiles)',
                len(todo), time.time() - started, evaluator.mode, evaluator.compilations())
