@@ -5,49 +5,16 @@ import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
-import ml_collections
 import numpy as np
 from sklearn import datasets as sk_datasets
 import tensorflow_datasets as tfds
 
 from osas import data
-from osas.data import augment
 from osas.data import base
 from osas.data import sources
 from osas.data import splits
+from data_helpers import id_images, make_config, open_split, raw_pixels, write_npz
 
-
-
-def make_config(**overrides) -> ml_collections.ConfigDict:
-  config = dict(source='digits', name=None, npz_dir=None, tfds_data_dir=None,
-                train_split='train[:1200]', valid_split='train[1200:]',
-                test_split='test', augmentation='none', image_size=None)
-  config.update(overrides)
-  return ml_collections.ConfigDict(config)
-
-
-def open_split(config, split='train', *, batch=8, train=False, seed=0,
-               **kwargs) -> data.DataSplit:
-  return data.get_split(config, split, global_batch_size=batch, train=train,
-                        seed=seed, **kwargs)
-
-
-def raw_pixels(split: data.DataSplit, images: np.ndarray) -> np.ndarray:
-  """Undoes the normalisation of uint8-valued images."""
-  # pylint: disable=protected-access
-  return np.round(images * split._std + split._mean).astype(np.int64)
-
-
-def write_npz(directory: str, name: str, **arrays) -> str:
-  path = os.path.join(directory, name)
-  np.savez(path, **arrays)
-  return path
-
-
-def id_images(n: int, shape=(4, 4, 1)) -> np.ndarray:
-  """Images whose every pixel holds the example's index: identifiable."""
-  return np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None],
-                         (n, *shape)).copy()
 
 
 class NpzTestCase(parameterized.TestCase):
@@ -248,69 +215,6 @@ class EvalBatchesTest(NpzTestCase):
   def test_bad_remainder(self):
     with self.assertRaisesRegex(ValueError, 'remainder'):
       next(open_split(self.config).eval_batches('keep'))
-
-
-class AugmentTest(parameterized.TestCase):
-
-  def test_uniforms_depend_only_on_key_and_position(self):
-    u = augment.uniforms(9, np.array([5, 6, 7]), 4)
-    self.assertTrue(np.all((u >= 0) & (u < 1)))
-    np.testing.assert_array_equal(augment.uniforms(9, np.array([6]), 4)[0],
-                                  u[1])
-    self.assertFalse(np.array_equal(augment.uniforms(10, [6], 4)[0], u[1]))
-
-  def test_cifar_is_a_shifted_flipped_copy(self):
-    image = np.random.default_rng(0).integers(1, 256, (32, 32, 3), np.uint8)
-    draws = np.array([2.5 / 9, 7.5 / 9, 0.2])  # Offsets 2, 7; flip.
-    out = augment.pad_crop_flip(image, draws, None)
-    expected = np.zeros_like(image)  # Shifted down 2, left 3: zero rows/cols.
-    expected[2:, :29] = image[:30, 3:]
-    np.testing.assert_array_equal(out, expected[:, ::-1])
-
-  def test_cifar_in_pipeline_copies_shifts_and_flips(self):
-    directory = self.create_tempdir().full_path
-    image = np.random.default_rng(0).integers(1, 256, (1, 32, 32, 3), np.uint8)
-    write_npz(directory, 'train.npz', x=image, y=np.zeros(1, np.int64))
-    config = make_config(source='npz', npz_dir=directory, train_split='train',
-                         augmentation='cifar')
-    split = open_split(config, batch=64, train=True)
-    padded = np.pad(image[0], ((4, 4), (4, 4), (0, 0)))
-    candidates = {(dy, dx, flip): padded[dy:dy + 32, dx:dx + 32][:, ::flip]
-                  for dy in range(9) for dx in range(9) for flip in (1, -1)}
-    seen = set()
-    for out in raw_pixels(split, split.batch(0)['image']):
-      match = [k for k, c in candidates.items() if np.array_equal(out, c)]
-      self.assertLen(match, 1)
-      seen.add(match[0])
-    self.assertGreater(len(seen), 20)
-    self.assertEqual({k[2] for k in seen}, {1, -1})
-
-  def test_imagenet_eval_centre_crop_without_resize(self):
-    image = np.random.default_rng(0).integers(0, 256, (40, 32, 3), np.uint8)
-    # Shorter side 32 == 28 / 0.875 already: a pure centre crop.
-    out = augment.resize_centre_crop(image, 28)
-    np.testing.assert_array_equal(out, image[6:34, 2:30])
-
-  def test_imagenet_eval_resizes_shorter_side(self):
-    image = np.zeros((64, 48, 3), np.uint8)
-    image[:, 24:] = 200  # Right half bright.
-    out = augment.resize_centre_crop(image, 28)  # Resized to 43x32, cropped.
-    self.assertEqual(out.shape, (28, 28, 3))
-    np.testing.assert_array_equal(out[:, :12], 0)
-    np.testing.assert_array_equal(out[:, 16:], 200)
-
-  def test_imagenet_train_crop(self):
-    image = np.random.default_rng(0).integers(0, 256, (20, 20, 3), np.uint8)
-    full = np.zeros(augment.AUGMENTATIONS['imagenet'].num_draws)
-    full[:2] = 1 - 1e-12, 0.5  # Whole area, aspect 1; no flip (last = 0).
-    np.testing.assert_array_equal(
-        augment.random_resized_crop_flip(image, full, 20), image[:, ::-1])
-    full[-1] = 0.9
-    np.testing.assert_array_equal(
-        augment.random_resized_crop_flip(image, full, 20), image)
-    thin = np.full((100, 6, 3), 9, np.uint8)  # No crop fits: fallback.
-    out = augment.random_resized_crop_flip(thin, np.full(41, 0.99), 12)
-    np.testing.assert_array_equal(out, np.full((12, 12, 3), 9))
 
 
 class TfdsTest(parameterized.TestCase):
