@@ -49,7 +49,8 @@ def agreed(needed: int, limit: int) -> tuple[int, int]:
   """(largest need, smallest limit) over all processes; every process must call it."""
   if jax.process_count() == 1:
     return needed, limit
-  both = np.asarray(multihost_utils.process_allgather(np.asarray([needed, limit], np.int64)))
+  # float32: without jax_enable_x64 an int64 would travel as int32 and wrap above 2 GiB.
+  both = np.asarray(multihost_utils.process_allgather(np.asarray([needed, limit], np.float32)))
   return int(both[:, 0].max()), int(both[:, 1].min())
 
 
