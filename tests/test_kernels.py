@@ -117,6 +117,23 @@ POOLS = dict(
 )
 
 
+class DenseConvTest(parameterized.TestCase):
+
+  @parameterized.parameters((1, 1), (3, 3), (1, 7), (7, 1))
+  def test_matches_lax_conv_value_and_grads(self, kh, kw):
+    # 1x1 runs as a matmul over [N*H*W, Cin], kxk with an im2col kernel gradient.
+    native = lambda a, k: lax.conv_general_dilated(a, k, (1, 1), 'SAME',
+                                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    x, kernel = _normal(0, (2, 6, 7, 3)), _normal(1, (kh, kw, 3, 4))
+    _assert_all_close(_value_and_grads(kernels.conv2d, x, kernel),
+                      _value_and_grads(native, x, kernel), rtol=1e-5, atol=1e-5)
+
+  def test_leading_axes_are_batch_axes(self):
+    x, kernel = _normal(0, (2, 3, 5, 5, 2)), _normal(1, (3, 3, 2, 4))
+    np.testing.assert_allclose(kernels.conv2d(x, kernel)[1],
+                               kernels.conv2d(x[1], kernel), **TOL)
+
+
 class PoolTest(parameterized.TestCase):
 
   @parameterized.parameters(*POOLS)
