@@ -1,5 +1,8 @@
 """Times osas.models.kernels against XLA's native ops: forward and forward+gradient, jitted.
 
+Dense convs are timed alone and inside lax.scan (where the supernet runs them, under
+nn.scan): XLA:CPU's own kernel gradient is fast in the first case and slow in the second.
+
   python benchmarks/kernels.py [--batch=256 --size=32 --channels=8 --repeats=7]
 
 Prints a markdown table of median milliseconds; 'ratio' is reference time / ours, so
@@ -64,19 +67,21 @@ def _max_pool_autodiff(x):
   return kernels._max3(kernels._max3(x, -3), -2)  # pylint: disable=protected-access
 
 
-def _dense_native(x, k1x7, k7x1):
-  conv = lambda a, k: lax.conv_general_dilated(a, k, (1, 1), 'SAME',
-                                               dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  return conv(conv(x, k1x7), k7x1)
+def _lax_conv(x, kernel):
+  return lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
+                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-def _dense_shifted(x, k1x7, k7x1):
-  """1x7 then 7x1 dense conv as one matmul over 7 concatenated shifted copies per axis."""
-  def conv_along(a, k, axis):
-    shift = kernels._shift  # pylint: disable=protected-access
-    taps = [shift(a, axis, d, 0) for d in range(-3, 4)]
-    return jnp.concatenate(taps, -1) @ k.reshape(-1, k.shape[-1])
-  return conv_along(conv_along(x, k1x7, -2), k7x1, -3)
+def _in_scan(conv):
+  """Two convs under lax.scan, as nn.scan runs the cells of a stack."""
+  def run(x, kernels_):
+    return lax.scan(lambda h, k: (jnp.tanh(conv(h, k)), None), x, kernels_)[0]
+  return run
+
+
+def _pair(conv):
+  """1x7 then 7x1 (the conv1x7_7x1 op) with `conv`."""
+  return lambda x, k1x7, k7x1: conv(conv(x, k1x7), k7x1)
 
 
 def main(argv):
@@ -112,9 +117,16 @@ def main(argv):
       kernels.avg_pool3x3, (x,))
   row('avg_pool2x2', 'reduce_window', _reference_avg_pool2x2, 'reshape-mean',
       kernels.avg_pool2x2, (x,), cotangent[:, ::2, ::2])
+  for k in (1, 3):
+    row(f'dense {k}x{k}', 'lax.conv', _lax_conv, 'conv2d', kernels.conv2d,
+        (x, jax.random.normal(keys[2], (k, k, c, c))))
+  for k in (1, 3):
+    stacked = 0.1 * jax.random.normal(keys[2], (2, k, k, c, c))
+    row(f'dense {k}x{k}, 2 in lax.scan', 'lax.conv', _in_scan(_lax_conv), 'conv2d',
+        _in_scan(kernels.conv2d), (x, stacked))
   k1x7 = jax.random.normal(keys[2], (1, 7, c, c))
   k7x1 = jax.random.normal(keys[3], (7, 1, c, c))
-  row('dense 1x7+7x1', 'lax.conv', _dense_native, 'shifted matmul', _dense_shifted,
+  row('dense 1x7+7x1', 'lax.conv', _pair(_lax_conv), 'conv2d', _pair(kernels.conv2d),
       (x, k1x7, k7x1))
 
 
