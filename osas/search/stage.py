@@ -151,5 +151,6 @@ def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, m
     progress.update(n)
     if n < len(chunks):
       preemption.stop_if_requested(f'search: {n} of {len(chunks)} chunks scored and saved', n)
-  logging.info('search: scored %d candidates in %.1f s (compiles included) with the %s evaluator (%d compiles)',
-               len(todo), time.time() - started, evaluator.mode, evaluator.compilations())
+  logging.info('search: scored %d candidates in %.1f s (compiles included) with the %s '
+               'evaluator (%d compiles)', len(todo), time.time() - started, evaluator.mode,
+               evaluator.compilations())
