@@ -220,6 +220,14 @@ class SearchStageTest(parameterized.TestCase):
       main.run(helpers.tiny(stages=('search',), **{field: value}),
                self.create_tempdir().full_path)
 
+  def test_validation_smaller_than_a_batch_is_refused(self):
+    workdir = self._copy('small_valid')
+    big = helpers.tiny(stages=('search',), **{'search.batch_size': 1024})
+    with self.assertRaisesRegex(ValueError, r'no complete evaluation batch: .* '
+                                r'config.search.batch_size=1024'):
+      main.run(big, workdir)
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'search', 'candidates.jsonl')))
+
   def test_chunk_larger_than_memory_is_refused_and_nothing_lost(self):
     workdir = self._copy('memory')
     main.run(helpers.tiny(stages=('search',)), workdir)

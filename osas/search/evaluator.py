@@ -23,6 +23,8 @@ from osas.models import ModelSpec, Supernet
 from osas.search import memory
 
 MODES = ('vmap', 'skip')
+NO_BATCH = ('no complete evaluation batch: the validation split is smaller than '
+            'config.search.batch_size')
 # Measured in benchmarks/evaluator.py: on XLA's CPU backend skipping unused ops wins;
 # accelerators run the wide vmapped batch faster than a sequence of small programs.
 PLATFORM_MODE = {'cpu': 'skip'}
@@ -139,8 +141,7 @@ class Evaluator:
       correct, count = correct + parallel.to_host(c), count + len(labels)
       loss = loss + parallel.to_host(l)
     if not count:
-      raise ValueError('no complete evaluation batch: the validation split is smaller than '
-                       'config.search.batch_size')
+      raise ValueError(NO_BATCH)
     out = {'accuracy': (correct / count)[:n], 'loss': (loss / count)[:n]}
     if kl_inputs is not None:
       images, reference = kl_inputs

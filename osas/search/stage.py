@@ -19,7 +19,7 @@ from osas.search import memory
 from osas.search import results
 from osas.search import selection
 from osas.search import strategies
-from osas.search.evaluator import Evaluator, resolve_mode
+from osas.search.evaluator import NO_BATCH, Evaluator, resolve_mode
 
 
 def check(config, mesh) -> None:
@@ -122,9 +122,8 @@ def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, m
       break
     arrays = parallel.global_batch({'image': batch['image'], 'label': batch['label']}, mesh)
     batches.append((arrays['image'], arrays['label']))
-  if not batches:
-    raise ValueError('search: no complete evaluation batch: the validation split is smaller '
-                     f'than config.search.batch_size={section.batch_size}')
+  if not batches:  # Before any compile: the evaluator's memory check needs a batch.
+    raise ValueError(f'search: {NO_BATCH}={section.batch_size}')
   kl_inputs = None
   if section.kl_examples:
     train = data.get_split(config.data, 'train', global_batch_size=section.kl_examples,
