@@ -10,8 +10,6 @@ of training to 1 at the end.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
@@ -29,12 +27,3 @@ def keep(key: jax.Array, base, p, num_ghosts: int) -> jax.Array:
   """
   base = jnp.asarray(base)
   return (jax.random.uniform(key, (num_ghosts,) + base.shape) >= p) & base
-
-
-def sample(key: jax.Array, space, num_ghosts: int, *, ramp, rate, base: Any = None) -> Any:
-  """Masks [num_ghosts, ...]: `base` (default all on) with paths dropped at random.
-
-  Jittable; `ramp` and `rate` may be traced scalars. Each ghost batch draws its own
-  mask; every cell of the network then uses its ghost's mask.
-  """
-  return space.drop_masks(key, num_ghosts, ramp=ramp, rate=rate, base=base)

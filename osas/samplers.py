@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from osas import path_dropout
-
 # sampler(key, space, num_ghosts, ramp, section) -> the space's masks, leading ghost axis.
 Sampler = Callable[..., Any]
 
 
 def _path_dropout(key, space, num_ghosts, ramp, section) -> Any:
-  return path_dropout.sample(key, space, num_ghosts, ramp=ramp, rate=section.path_dropout_rate)
+  return space.drop_masks(key, num_ghosts, ramp=ramp, rate=section.path_dropout_rate)
 
 
 def _uniform_cell(key, space, num_ghosts, ramp, section) -> Any:

@@ -67,7 +67,7 @@ def standalone_logits(space, spec, supernet_params, arch, images, num_ghosts):
   BN in training mode uses each ghost batch's statistics, as the supernet's ghost BN does.
   """
   model = Standalone(arch, space, spec)
-  params = params_from_supernet(supernet_params, arch, space)
+  params = params_from_supernet(supernet_params, arch)
   stats = init_variables(model, jax.random.key(0), images[:1])['batch_stats']
   logits = [model.apply({'params': params, 'batch_stats': stats}, ghost, train=True,
                         mutable=['batch_stats'])[0]

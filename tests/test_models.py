@@ -11,7 +11,7 @@ import numpy as np
 from osas.models import ModelSpec, Standalone, params_from_supernet
 from osas.models import cost as cost_lib
 from osas.models.initialize import init_variables, variable_shapes
-from osas.models.network import ChoiceBlock
+from osas.models.bender2018 import ChoiceBlock
 from osas.space import Arch, SearchSpace
 import helpers
 

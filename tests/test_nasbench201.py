@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 
 from osas import main
-from osas import path_dropout
+from osas import models
 from osas import space as space_lib
 from osas import workdir as workdir_lib
 from osas.models import ModelSpec, Standalone
@@ -21,8 +21,8 @@ from osas.models import cost as cost_lib
 from osas.models.initialize import variable_shapes
 from osas.search import results
 from osas.search import strategies
-from osas.spaces import nasbench201
-from osas.spaces.nasbench201 import NasBench201Space
+from osas.space import nasbench201
+from osas.space.nasbench201 import NasBench201Space
 import helpers
 
 EXAMPLE = ('|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+'
@@ -125,14 +125,14 @@ class PathDropoutTest(absltest.TestCase):
 
   def test_each_op_of_each_edge_drops_with_its_probability(self):
     ramp, rate, n = 0.8, 0.3, 40000
-    ops = np.asarray(path_dropout.sample(jax.random.key(0), SPACE, n, ramp=ramp, rate=rate).ops)
+    ops = np.asarray(SPACE.drop_masks(jax.random.key(0), n, ramp=ramp, rate=rate).ops)
     self.assertEqual(ops.shape, (n, 6, 5))
     p = ramp * rate ** (1 / 5)
     se = math.sqrt(p * (1 - p) / n)
     dropped = 1 - ops.mean(0)
     self.assertLess(float(np.abs(dropped - p).max()), 4 * se, dropped)
     # At ramp 1 all five ops of an edge drop together with probability rate.
-    ops = np.asarray(path_dropout.sample(jax.random.key(1), SPACE, n, ramp=1.0, rate=rate).ops)
+    ops = np.asarray(SPACE.drop_masks(jax.random.key(1), n, ramp=1.0, rate=rate).ops)
     whole = (~ops).all(-1).mean(0)
     self.assertLess(float(np.abs(whole - rate).max()),
                     4 * math.sqrt(rate * (1 - rate) / n), whole)
@@ -189,10 +189,11 @@ class ModelTest(absltest.TestCase):
     ops[:3, 4, 3] = True  # nor_conv_3x3 on edge 1->3 in ghosts 0, 1, 2.
     masks = nasbench201.EdgeMasks(jnp.asarray(ops))
     path = ('net', 'stack_1', 'edge_1_3', 'op_nor_conv_3x3', 'conv', 'kernel')
-    self.assertAlmostEqual(float(SPACE.usage_fraction(path, masks)), 0.75)
+    usage = models.of(SPACE).usage_fraction
+    self.assertAlmostEqual(float(usage(SPACE, path, masks)), 0.75)
     path = ('net', 'stack_1', 'edge_1_3', 'op_nor_conv_1x1', 'conv', 'kernel')
-    self.assertAlmostEqual(float(SPACE.usage_fraction(path, masks)), 0.0)
-    self.assertEqual(SPACE.usage_fraction(('net', 'reduce_1', 'conv_a', 'kernel'), masks), 1.0)
+    self.assertAlmostEqual(float(usage(SPACE, path, masks)), 0.0)
+    self.assertEqual(usage(SPACE, ('net', 'reduce_1', 'conv_a', 'kernel'), masks), 1.0)
 
 
 class CostTest(absltest.TestCase):

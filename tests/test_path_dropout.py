@@ -5,7 +5,6 @@ from absl.testing import parameterized
 import jax
 import numpy as np
 
-from osas import path_dropout
 from osas.space import SearchSpace
 
 
@@ -16,8 +15,8 @@ class PathDropoutTest(parameterized.TestCase):
     self.space = SearchSpace()
 
   def _draw(self, ramp, rate, n=100_000, seed=0):
-    fn = jax.jit(path_dropout.sample, static_argnums=(1, 2))
-    masks = fn(jax.random.key(seed), self.space, n, ramp=ramp, rate=rate)
+    fn = jax.jit(self.space.drop_masks, static_argnums=1)
+    masks = fn(jax.random.key(seed), n, ramp=ramp, rate=rate)
     return np.asarray(masks.inputs), np.asarray(masks.ops)
 
   @parameterized.parameters((1.0, 0.1), (0.5, 0.1), (1.0, 0.5), (0.3, 0.9))
@@ -67,7 +66,7 @@ class PathDropoutTest(parameterized.TestCase):
   def test_base_masks_only_lose_paths(self):
     base = self.space.sample_masks(jax.random.key(2), 1)
     base = jax.tree.map(lambda x: x[0], base)
-    masks = path_dropout.sample(jax.random.key(3), self.space, 64, ramp=1.0, rate=0.5,
+    masks = self.space.drop_masks(jax.random.key(3), 64, ramp=1.0, rate=0.5,
                                 base=base)
     self.assertFalse((np.asarray(masks.inputs) & ~np.asarray(base.inputs)).any())
     self.assertFalse((np.asarray(masks.ops) & ~np.asarray(base.ops)).any())

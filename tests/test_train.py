@@ -14,11 +14,11 @@ import optax
 from osas import parallel
 from osas import samplers
 from osas.models import ModelSpec, Supernet
+from osas.models.bender2018 import usage_fraction
 from osas.models.initialize import init_variables
 from osas.space import Masks, SearchSpace
 from osas.train import common
 from osas.train import supernet as supernet_train
-from osas.train.usage import usage_fraction
 
 
 def _section(**overrides):
@@ -40,12 +40,12 @@ class UsageTest(absltest.TestCase):
     ops[:, 2, 3] = True  # sep7x7 of block 2 on in all ghosts, but ghost 3's node is empty.
     masks = Masks(jnp.asarray(inputs), jnp.asarray(ops))
     path = ('net', 'stack_0', 'block_2', 'input_1', 'conv', 'kernel')
-    self.assertAlmostEqual(float(usage_fraction(path, masks, space)), 0.75)
+    self.assertAlmostEqual(float(usage_fraction(space, path, masks)), 0.75)
     path = ('net', 'stack_0', 'block_2', 'op_sep7x7', 'pointwise_0', 'kernel')
-    self.assertAlmostEqual(float(usage_fraction(path, masks, space)), 0.75)
+    self.assertAlmostEqual(float(usage_fraction(space, path, masks)), 0.75)
     path = ('net', 'stack_0', 'block_2', 'op_sep3x3', 'pointwise_0', 'kernel')
-    self.assertAlmostEqual(float(usage_fraction(path, masks, space)), 0.0)
-    self.assertEqual(usage_fraction(('net', 'stem', 'conv', 'kernel'), masks, space), 1.0)
+    self.assertAlmostEqual(float(usage_fraction(space, path, masks)), 0.0)
+    self.assertEqual(usage_fraction(space, ('net', 'stem', 'conv', 'kernel'), masks), 1.0)
 
   def test_l2_weights_kernels_only(self):
     params = {'a': {'kernel': jnp.full((2, 2), 2.0), 'bias': jnp.ones(3)},
@@ -108,7 +108,7 @@ class SupernetStepTest(absltest.TestCase):
       for path, leaf in jax.tree_util.tree_flatten_with_path(p)[0]:
         names = common.path_names(path)
         if common.is_weight(names):
-          l2 += usage_fraction(names, masks, space) * jnp.sum(leaf ** 2)
+          l2 += usage_fraction(space, names, masks) * jnp.sum(leaf ** 2)
       return ce + 0.005 * l2, ce
 
     grads, ce = jax.grad(loss_fn, has_aux=True)(params)

@@ -1,4 +1,4 @@
-"""The networks of the nasbench201 space: the benchmark's skeleton around its cells.
+"""The nasbench201 space's networks (the benchmark's skeleton around its cells), cost, usage.
 
 stem (3x3 conv, BN) -> stacks of identical cells with a residual reduction block
 (the benchmark's ResNet basic block, stride 2) between stacks -> BN-ReLU, global
@@ -15,21 +15,23 @@ module: it contributes zeros.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from osas.models import cost as cost_lib
 from osas.models import kernels
 from osas.models import ops
+from osas.models import registry
 from osas.models import skeleton
 from osas.models.gates import gate
 from osas.models.ops import Conv, ReLUConvBN
 from osas.models.skeleton import ModelSpec
+from osas.space.nasbench201 import Arch, EdgeMasks, NasBench201Space
 
-if TYPE_CHECKING:
-  from osas.spaces.nasbench201 import Arch, EdgeMasks
+_KERNEL = {'nor_conv_1x1': 1, 'nor_conv_3x3': 3}  # The other ops have no weights.
 
 OPS = {
     'skip_connect': ops.Identity,
@@ -153,7 +155,8 @@ def params_from_supernet(supernet_params: Any, arch: Arch) -> Any:
   return prune(supernet_params)
 
 
-def usage_fraction(path: tuple[str, ...], masks: EdgeMasks, space) -> jax.Array | float:
+def usage_fraction(space: NasBench201Space, path: tuple[str, ...],
+                   masks: EdgeMasks) -> jax.Array | float:
   """Fraction of ghost batches whose mask has the op at `path` on (1 outside the cells)."""
   for n, name in enumerate(path[:-1]):
     edge = _edge(name)
@@ -161,3 +164,26 @@ def usage_fraction(path: tuple[str, ...], masks: EdgeMasks, space) -> jax.Array 
       op = space.ops.index(path[n + 1][len('op_'):])
       return jnp.mean(masks.ops[:, space.edges.index(edge), op])
   return 1.0
+
+
+def cost(space, spec, arch: Any, image_shape: tuple[int, int, int]) -> cost_lib.Cost:
+  """Parameters and FLOPs of the stand-alone model of `arch` (see osas.models.cost)."""
+  del space  # An arch's edges say it all.
+  height, width, channels = image_shape
+  total, (height, width) = cost_lib.stem(spec, spec.filters, height, width, channels)
+  c = spec.filters
+  for s in range(spec.num_stacks):
+    c_in, c = c, spec.stack_filters(s)
+    if s:  # conv_a (3x3, stride 2), conv_b (3x3), shortcut (avg pool, 1x1 conv, no BN).
+      height, width = height // 2, width // 2
+      pixels = height * width
+      total = cost_lib.add(total, cost_lib.conv(3, c_in, c, pixels, bn=c), cost_lib.conv(3, c, c, pixels, bn=c),
+                   cost_lib.conv(1, c_in, c, pixels))
+    cell = [cost_lib.conv(_KERNEL[op], c, c, height * width, bn=c)
+            for op in arch.ops if op in _KERNEL]
+    total = cost_lib.add(total, cost_lib.stack(cost_lib.add(*cell), spec))
+  return cost_lib.add(total, cost_lib.head(c, spec))
+
+
+registry.register_models('nasbench201', registry.SpaceModels(
+    Network, cost, params_from_supernet, usage_fraction))

@@ -7,6 +7,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 
+from osas.models import registry
 from osas.models.skeleton import ModelSpec
 
 
@@ -14,7 +15,7 @@ class Standalone(nn.Module):
   """Only the active paths of `arch` exist; ordinary BN with running averages.
 
   `apply(variables, images, train=...)`; in training pass `mutable=['batch_stats']`.
-  The network is the space's (`space.network`).
+  The network is the space's (osas.models.registry).
   """
   arch: Any
   space: Any
@@ -22,17 +23,11 @@ class Standalone(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
-    return self.space.network(self.spec, arch=self.arch, ghost=False, name='net')(
+    network = registry.of(self.space).network
+    return network(self.space, self.spec, arch=self.arch, ghost=False, name='net')(
         images, None, train)
 
 
-def params_from_supernet(supernet_params: Any, arch: Any, space: Any = None) -> Any:
-  """The supernet's weights of `arch`'s active paths, shaped for `Standalone`.
-
-  `space` defaults to the registered space `arch` names, with its default parameters
-  (which paths an arch has does not depend on them).
-  """
-  # Here, not at the top: the spaces import the models.
-  from osas import space as space_lib  # pylint: disable=g-import-not-at-top
-  space = space or space_lib.get_space(arch.space_name)
-  return space.params_from_supernet(supernet_params, arch)
+def params_from_supernet(supernet_params: Any, arch: Any) -> Any:
+  """The supernet's weights of `arch`'s active paths, shaped for `Standalone`."""
+  return registry.of(arch.space_name).params_from_supernet(supernet_params, arch)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from osas.models import registry
 from osas.models.skeleton import ModelSpec
 
 
@@ -39,7 +40,7 @@ class Supernet(nn.Module):
   shared by all `num_ghosts` ghost batches; with `execution='skip'` such a shared mask
   lets each path run under a `lax.cond`, so a candidate costs only what it uses.
   `masks=None` runs every path ungated (the reference that benchmarks compare masked
-  execution against). The network is the space's (`space.network`).
+  execution against). The network is the space's (osas.models.registry).
   """
   space: Any
   spec: ModelSpec
@@ -54,6 +55,7 @@ class Supernet(nn.Module):
     if batch % num_ghosts:
       raise ValueError(f'batch of {batch} images does not split into {num_ghosts} ghost batches')
     x = jnp.asarray(images).reshape(num_ghosts, batch // num_ghosts, *images.shape[1:])
-    logits = self.space.network(self.spec, ghost=True, execution=self.execution,
-                                name='net')(x, masks)
+    network = registry.of(self.space).network
+    logits = network(self.space, self.spec, ghost=True, execution=self.execution,
+                     name='net')(x, masks)
     return logits.reshape(batch, -1)

@@ -58,7 +58,7 @@ def accuracy(state, split: data.DataSplit, predict, mesh) -> float:
   return correct / max(total, 1.0)
 
 
-def retrain_one(arch: space_lib.Arch, config, workdir: str, mesh) -> dict[str, Any]:
+def retrain_one(arch: space_lib.ArchBase, config, workdir: str, mesh) -> dict[str, Any]:
   """Trains `arch` from scratch (resuming), evaluates it, writes result.json; returns it."""
   section, space = config.retrain, space_lib.from_config(config.space)
   result = workdir_lib.read_json(workdir, 'retrain', arch.id, 'result.json')
@@ -108,7 +108,7 @@ def retrain_one(arch: space_lib.Arch, config, workdir: str, mesh) -> dict[str, A
   return result
 
 
-def archs_to_retrain(config, workdir: str) -> list[space_lib.Arch]:
+def archs_to_retrain(config, workdir: str) -> list[space_lib.ArchBase]:
   """The archs named in config.retrain.archs, then those the search stage selected."""
   space = space_lib.from_config(config.space)
   archs = []

@@ -14,6 +14,7 @@ import numpy as np
 from osas import checkpoints
 from osas import data
 from osas import metric_logs
+from osas import models
 from osas import parallel
 from osas import samplers
 from osas import space as space_lib
@@ -22,7 +23,6 @@ from osas.models import ModelSpec, Supernet
 from osas.models.initialize import init_variables
 from osas.train import common
 from osas.train.loop import Loop
-from osas.train.usage import usage_fraction
 
 
 def train_step(state: common.TrainState, batch: dict[str, jax.Array], *, model: Supernet,
@@ -37,7 +37,8 @@ def train_step(state: common.TrainState, batch: dict[str, jax.Array], *, model: 
   def loss_fn(params):
     logits = model.apply({'params': params}, batch['image'], masks)
     loss = common.cross_entropy(logits, batch['label'])
-    l2 = common.l2(params, lambda path: usage_fraction(path, masks, model.space))
+    usage = models.of(model.space).usage_fraction
+    l2 = common.l2(params, lambda path: usage(model.space, path, masks))
     return loss + 0.5 * section.weight_decay * l2, (logits, loss, l2)
 
   grads, (logits, loss, l2) = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -53,7 +54,7 @@ def probe_logits(params: Any, images: jax.Array, probes, *, model: Supernet,
   return jax.vmap(apply)(probes)
 
 
-def probe_archs(space, seed: int, num_random: int) -> tuple[list[str], space_lib.Masks]:
+def probe_archs(space: space_lib.Space, seed: int, num_random: int) -> tuple[list[str], Any]:
   """All paths on, then `num_random` fixed random cells: the archs watched while training."""
   random = space.sample_masks(jax.random.key(seed + 1), num_random)
   masks = jax.tree.map(lambda on, r: np.concatenate([on[None], np.asarray(r)]),

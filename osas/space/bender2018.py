@@ -1,4 +1,4 @@
-"""The search space of Bender et al. (2018): architectures, masks, sampling, its networks.
+"""The search space of Bender et al. (2018): architectures, masks, sampling.
 
 A cell has `num_blocks` choice blocks. Block i reads any non-empty subset of its
 `num_cell_inputs + i` candidate inputs: index 0 is the output of the cell two back,
@@ -35,9 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from osas import path_dropout
-from osas.models import cost as cost_lib
-from osas.models import network
-from osas.spaces.base import ArchBase, Models, SpaceBase, register_space
+from osas.space.base import ArchBase, SpaceBase, register_space
 
 BENDER2018_OPS = ('identity', 'sep3x3', 'sep5x5', 'sep7x7', 'conv1x7_7x1',
                   'max_pool', 'avg_pool')
@@ -97,8 +95,6 @@ class SearchSpace(SpaceBase):
   min_inputs: int = 1
   max_inputs_per_block: int | None = None  # None: any number, up to all candidates.
   name: str = 'bender2018'
-  MODELS: ClassVar[Models] = Models(network.Network, cost_lib.bender2018,
-                                 network.params_from_supernet, network.usage_fraction)
 
   def __post_init__(self):
     self._check([

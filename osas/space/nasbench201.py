@@ -1,4 +1,4 @@
-"""The NAS-Bench-201 search space (Dong & Yang, ICLR 2020): archs, masks, sampling, networks.
+"""The NAS-Bench-201 search space (Dong & Yang, ICLR 2020): archs, masks, sampling.
 
 A cell is a DAG of `num_nodes` nodes: node 0 is the cell's input, node j the sum
 over i < j of op(i, j)(node i), and the last node the cell's output. Every edge
@@ -38,9 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from osas import path_dropout
-from osas.models import cost as cost_lib
-from osas.models import nasbench201 as models
-from osas.spaces.base import ArchBase, Models, SpaceBase, register_space
+from osas.space.base import ArchBase, SpaceBase, register_space
 
 NB201_OPS = ('none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3')
 
@@ -76,8 +74,6 @@ class NasBench201Space(SpaceBase):
   num_nodes: int = 4
   ops: tuple[str, ...] = NB201_OPS
   name: str = 'nasbench201'
-  MODELS: ClassVar[Models] = Models(models.Network, cost_lib.nasbench201,
-                                 models.params_from_supernet, models.usage_fraction)
 
   def __post_init__(self):
     unknown = [o for o in self.ops if o not in NB201_OPS]

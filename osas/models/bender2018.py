@@ -1,4 +1,4 @@
-"""The networks of the bender2018 space: supernet and stand-alone, and their parameter names.
+"""The bender2018 space's networks (supernet and stand-alone), cost and weight usage.
 
 stem -> stacks of identical cells (reduction steps between stacks) -> BN-ReLU,
 global average pooling, classifier. Cells of one stack have identical shapes and
@@ -12,21 +12,23 @@ stand-alone model's parameters are a subset of the supernet's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from osas.models import cost as cost_lib
 from osas.models import kernels
+from osas.models import registry
 from osas.models import skeleton
 from osas.models.gates import gate, per_ghost
 from osas.models.norm import BatchNorm
 from osas.models.ops import Conv, make_op
-from osas.models.skeleton import ModelSpec  # Re-exported: its home used to be here.
+from osas.models.skeleton import ModelSpec
+from osas.space.bender2018 import Arch, Block, Masks, SearchSpace
 
-if TYPE_CHECKING:
-  from osas.spaces.bender2018 import Arch, Block, Masks
+_SEP_KERNEL = {'sep3x3': 3, 'sep5x5': 5, 'sep7x7': 7}
 
 
 class ChoiceBlock(nn.Module):
@@ -176,7 +178,7 @@ def params_from_supernet(supernet_params: Any, arch: Arch) -> Any:
   return prune(supernet_params)
 
 
-def usage_fraction(path: tuple[str, ...], masks: Masks, space) -> jax.Array | float:
+def usage_fraction(space: SearchSpace, path: tuple[str, ...], masks: Masks) -> jax.Array | float:
   """Fraction of ghost batches whose mask uses the parameter at `path` (1 outside blocks).
 
   Inputs of block i are used when their bit is on; an op when its bit is on and the
@@ -193,3 +195,42 @@ def usage_fraction(path: tuple[str, ...], masks: Masks, space) -> jax.Array | fl
       op_on = masks.ops[:, block, space.ops.index(part[len('op_'):])]
       return jnp.mean(op_on & node_on)
   return 1.0
+
+
+def _op_cost(op: str, channels: int, pixels: int) -> cost_lib.Cost:
+  c = channels
+  if op in _SEP_KERNEL:  # Two units of BN, depthwise k x k, pointwise 1 x 1.
+    k = _SEP_KERNEL[op]
+    return cost_lib.Cost(2 * (2 * c + k * k * c + c * c), 2 * pixels * (k * k * c + c * c))
+  if op == 'conv1x7_7x1':  # BN, then 1x7 and 7x1 convolutions.
+    return cost_lib.Cost(2 * c + 14 * c * c, 14 * pixels * c * c)
+  if op in ('identity', 'max_pool', 'avg_pool'):
+    return cost_lib.Cost(0, 0)
+  raise ValueError(f'no cost model for op {op!r}')
+
+
+def cost(space, spec, arch: Any, image_shape: tuple[int, int, int]) -> cost_lib.Cost:
+  """Parameters and FLOPs of the stand-alone model of `arch` (see osas.models.cost)."""
+  height, width, channels = image_shape
+  cell_width = space.num_blocks * spec.filters
+  total, (height, width) = cost_lib.stem(spec, cell_width, height, width, channels)
+  for s in range(spec.num_stacks):
+    c = spec.stack_filters(s)
+    if s:
+      height, width = height // 2, width // 2
+      reduce = cost_lib.conv(1, cell_width, space.num_blocks * c, height * width, bn=cell_width)
+      total = cost_lib.add(total, reduce, reduce)
+    cell_width = space.num_blocks * c
+    pixels = height * width
+    cell = []
+    for block in arch.blocks:
+      for j in block.inputs:
+        w = cell_width if j < space.num_cell_inputs else c
+        cell.append(cost_lib.conv(1, w, c, pixels, bn=w))
+      cell.extend(_op_cost(op, c, pixels) for op in block.ops)
+    total = cost_lib.add(total, cost_lib.stack(cost_lib.add(*cell), spec))
+  return cost_lib.add(total, cost_lib.head(cell_width, spec))
+
+
+registry.register_models('bender2018', registry.SpaceModels(
+    Network, cost, params_from_supernet, usage_fraction))

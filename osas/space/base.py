@@ -1,16 +1,16 @@
 """What every search space provides, what every space's Arch shares, and the space registry.
 
-A space is one object that owns everything space-specific, so that stages, samplers,
-the evaluator and the models never ask which space they hold (see `Space`). A space
-registers itself by name with `register_space`; `config.space.name` picks one and
-`config.space.<name>` holds its parameters.
+A space is pure data: strings, masks, sampling, enumeration, size (see `Space`). Its
+networks, cost and weight usage live in `osas.models`, keyed by the space's name. A
+space registers itself by name with `register_space`; `config.space.name` picks one
+and `config.space.<name>` holds its parameters.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Callable, ClassVar, Iterator, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -64,24 +64,6 @@ class Space(Protocol):
   def enumerate(self) -> Iterator[Any]:
     """Every cell, in a fixed order."""
 
-  def network(self, spec, arch=None, ghost: bool = True, execution: str = 'mask',
-              name: str | None = None) -> Any:
-    """The linen network: images [..., B, H, W, C], masks -> logits [..., B, classes].
-
-    `arch=None`: every path exists (the supernet), masks gate them; an Arch: only its
-    paths exist (stand-alone). `ghost`: batch norm per leading index, no running stats.
-    `execution='skip'`: each path under a `lax.cond` when one mask is shared.
-    """
-
-  def cost(self, spec, arch: Any, image_shape: tuple[int, int, int]) -> Any:
-    """Parameters and FLOPs (a `osas.models.cost.Cost`) of the stand-alone model."""
-
-  def params_from_supernet(self, params: Any, arch: Any) -> Any:
-    """The supernet's weights of `arch`'s paths, shaped like its stand-alone model's."""
-
-  def usage_fraction(self, path: tuple[str, ...], masks: Any) -> Any:
-    """Share of the ghost batches of masks [G, ...] that use the supernet weight at `path`."""
-
 
 class ArchBase:
   """Shared by the Arch classes of all spaces: string form, a short id, the constructors.
@@ -120,17 +102,8 @@ class ArchBase:
     return space.from_json(data)
 
 
-class Models(NamedTuple):
-  """A space's networks: the functions behind its `network`, `cost`, ... methods."""
-  network: Callable[..., Any]  # (space, spec, arch=, ghost=, execution=, name=) -> module
-  cost: Callable[..., Any]  # (space, spec, arch, image_shape) -> osas.models.cost.Cost
-  params_from_supernet: Callable[[Any, Any], Any]  # (supernet params, arch) -> params
-  usage_fraction: Callable[..., Any]  # (path, masks [G, ...], space) -> fraction
-
-
 class SpaceBase:
-  """What every space gets from its one-cell `encode`/`decode` and its `MODELS`."""
-  MODELS: ClassVar[Models]
+  """What every space gets from its one-cell `encode`/`decode`."""
 
   @property
   def num_ops(self) -> int:
@@ -141,20 +114,6 @@ class SpaceBase:
     for ok, message in checks:
       if not ok:
         raise ValueError(f'config.space.{self.name}: {message}')
-
-  def network(self, spec, arch: Any = None, ghost: bool = True, execution: str = 'mask',
-              name: str | None = None) -> Any:
-    return self.MODELS.network(self, spec, arch=arch, ghost=ghost, execution=execution,
-                               name=name)
-
-  def cost(self, spec, arch: Any, image_shape: tuple[int, int, int]) -> Any:
-    return self.MODELS.cost(self, spec, arch, image_shape)
-
-  def params_from_supernet(self, params: Any, arch: Any) -> Any:
-    return self.MODELS.params_from_supernet(params, arch)
-
-  def usage_fraction(self, path: tuple[str, ...], masks: Any) -> Any:
-    return self.MODELS.usage_fraction(path, masks, self)
 
   def encode_batch(self, archs: Sequence[Any]) -> Any:
     """Stacks the masks of several archs along a new leading axis."""
