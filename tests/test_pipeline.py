@@ -11,10 +11,10 @@ from absl.testing import parameterized
 import numpy as np
 
 from osas import main
-from osas import metric_logs
 from osas import parallel
 from osas import space as space_lib
 from osas import workdir as workdir_lib
+import event_helpers
 import helpers
 
 def _cli(workdir, *flags):
@@ -54,7 +54,7 @@ class PipelineTest(parameterized.TestCase):
     logs = os.path.join(workdir, 'logs')
     events = [f for f in os.listdir(logs) if f.startswith('events.out.tfevents')]
     self.assertNotEmpty(events)
-    scalars = metric_logs.read_events(os.path.join(logs, events[0]))
+    scalars = event_helpers.read_events(os.path.join(logs, events[0]))
     self.assertIn((4, 'supernet/train_loss'), {(s, t) for s, t, _ in scalars})
     before = helpers.snapshot(workdir)
     main.run(helpers.tiny(), workdir)  # Finished stages are not redone.
