@@ -1,8 +1,7 @@
 """The paper's CIFAR-10 setup through TFDS; `configs/cifar10.py:filters=64` sets F."""
 
+from configs import default
 from osas import config_lib
-
-default = config_lib.sibling(__file__, 'default')
 
 
 def get_config(arg=None):

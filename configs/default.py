@@ -2,8 +2,7 @@
 
 import ml_collections
 
-BENDER2018_OPS = ('identity', 'sep3x3', 'sep5x5', 'sep7x7', 'conv1x7_7x1', 'max_pool',
-                  'avg_pool')
+BENDER2018_OPS = ('identity', 'sep3x3', 'sep5x5', 'sep7x7', 'conv1x7_7x1', 'max_pool', 'avg_pool')
 NB201_OPS = ('none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3')
 
 
@@ -15,6 +14,9 @@ def get_config(arg=None):
   config.num_devices = ml_collections.config_dict.placeholder(int)  # None: all devices.
   config.distributed = False  # Call jax.distributed.initialize() (multi-host without env).
   config.distributed_timeout_s = 300  # Bounded wait for the other processes to join.
+  # Where the run writes; --workdir overrides it. None: ./workdirs/NAME[_ARG] for
+  # --config=configs/NAME.py[:ARG].
+  config.workdir = ml_collections.config_dict.placeholder(str)
 
   config.space = ml_collections.ConfigDict()
   config.space.name = 'bender2018'  # A registered space (osas.space.get_space), built ...
@@ -105,7 +107,7 @@ def get_config(arg=None):
 
   config.report = ml_collections.ConfigDict()
   config.report.figures = True  # Write the PNG figures next to summary.md.
-  config.report.accuracy_key = 'test_accuracy'  # The result.json field read as stand-alone accuracy.
+  config.report.accuracy_key = 'test_accuracy'  # result.json's stand-alone accuracy field.
   config.report.dpi = 120  # Resolution of the figures (6 x 4.5 in).
   # A CSV of true accuracies per arch (e.g. NAS-Bench-201's) to judge the ranking; None: off.
   config.report.ground_truth = ml_collections.config_dict.placeholder(str)

@@ -1,8 +1,7 @@
 """The paper's ImageNet setup for a Cloud TPU pod: 8 cells, 224x224, global batch 4096."""
 
+from configs import default
 from osas import config_lib
-
-default = config_lib.sibling(__file__, 'default')
 
 
 def get_config(arg=None):

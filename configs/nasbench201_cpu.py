@@ -8,16 +8,16 @@ random sample. CPU-sized: 1 cell per stack instead of the benchmark's N = 5
 (`cells=`), 2,000 supernet steps (`steps=`); the table stands in for retraining.
 """
 
+from configs import cifar10_cpu
 from osas import config_lib
-
-cifar10_cpu = config_lib.sibling(__file__, 'cifar10_cpu')
 
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg, cells=1, filters=16, steps=2000, candidates=1000, all=False)
   # Data, supernet and retrain sizes as in the bender2018 CPU study.
   config = cifar10_cpu.get_config(
-      f"filters={args['filters']},steps={args['steps']},retrain_steps={args['steps']}")
+      f"filters={args['filters']},steps={args['steps']},retrain_steps={args['steps']}"
+  )
   config.space.name = 'nasbench201'
   # Retraining from scratch is what the benchmark's table replaces; add 'retrain' to
   # train the selected cells too (hours on a CPU).

@@ -3,24 +3,24 @@
 `configs/tiny.py:space=nasbench201` runs it in the NAS-Bench-201 space.
 """
 
+from configs import digits
 from osas import config_lib
-
-digits = config_lib.sibling(__file__, 'digits')
-
 
 # The arch every tiny run retrains besides the search's selection, per space.
 RETRAIN_ARCH = {
     'bender2018': '0,1:sep3x3+sep5x5 | 0,2:sep3x3+max_pool | 1,3:sep5x5 | 2,4:identity+sep3x3',
-    'nasbench201': ('|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+'
-                    '|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'),
+    'nasbench201': (
+        '|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+'
+        '|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'
+    ),
 }
 
 
 def get_config(arg=None):
   args = config_lib.parse_arg(arg, steps=4, space='bender2018')
   if args['space'] not in RETRAIN_ARCH:
-    raise ValueError(f"config argument space={args['space']!r}: expected one of "
-                     f"{', '.join(RETRAIN_ARCH)}")
+    known = ', '.join(RETRAIN_ARCH)
+    raise ValueError(f"config argument space={args['space']!r}: expected one of {known}")
   config = digits.get_config(f"steps={args['steps']},filters=2")
   config.space.name = args['space']
   config.model.num_stacks = 1

@@ -1,34 +1,30 @@
-"""Helpers for config files: importing a sibling config, parsing config argument strings."""
+"""Parses the argument string of a config file: `configs/NAME.py:filters=64,steps=100`."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from types import ModuleType
 from typing import Any
 
-
-def sibling(config_file: str, name: str) -> ModuleType:
-  """Imports configs/NAME.py next to `config_file`, from any working directory."""
-  path = os.path.join(os.path.dirname(os.path.abspath(config_file)), f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'osas_config_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+_BOOLS = {'true': True, '1': True, 'yes': True, 'false': False, '0': False, 'no': False}
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> dict[str, Any]:
-  """'filters=64,steps=100' -> values typed like `defaults`; unknown keys are an error."""
+  """'filters=64,steps=100' -> values typed like `defaults`; ValueError naming a bad item."""
   values = dict(defaults)
   for item in filter(None, (arg or '').split(',')):
     key, sep, text = item.partition('=')
-    key = key.strip()
+    key, text = key.strip(), text.strip()
     if not sep or key not in defaults:
-      raise ValueError(f"config argument {item!r}: expected KEY=VALUE with KEY in "
-                       f"{', '.join(defaults)}")
+      known = ', '.join(defaults)
+      raise ValueError(f'config argument {item!r}: expected KEY=VALUE with KEY in {known}')
     kind = type(defaults[key])
+    if kind is bool:
+      if text.lower() not in _BOOLS:
+        raise ValueError(f'config argument {key}={text!r}: not a bool (true/false)')
+      values[key] = _BOOLS[text.lower()]
+      continue
     try:
-      values[key] = (text.strip().lower() in ('1', 'true', 'yes')) if kind is bool else kind(text)
+      values[key] = kind(text)
     except ValueError:
-      raise ValueError(f'config argument {key}={text!r}: not a {kind.__name__}') from None
+      article = 'an' if kind.__name__[0] in 'aeiou' else 'a'
+      raise ValueError(f'config argument {key}={text!r}: not {article} {kind.__name__}') from None
   return values

@@ -67,7 +67,8 @@ def to_host(x: Any) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
-def check_batch(batch_size: int, ghost_batch_size: int | None, mesh: Mesh, field: str) -> None:
+def check_batch(batch_size: int, ghost_batch_size: int | None, mesh: Mesh, field: str,
+                ghost_field: str = 'config.supernet.ghost_batch_size') -> None:
   """Checks that a global batch splits evenly over devices and into ghost batches."""
   devices = mesh.devices.size
   if batch_size <= 0 or batch_size % devices:
@@ -76,8 +77,8 @@ def check_batch(batch_size: int, ghost_batch_size: int | None, mesh: Mesh, field
   if ghost_batch_size is not None:
     per_device = batch_size // devices
     if ghost_batch_size <= 0 or per_device % ghost_batch_size:
-      raise ValueError(f'{field}.ghost_batch_size={ghost_batch_size} must divide the '
-                       f'per-device batch ({batch_size} / {devices} devices = {per_device})')
+      raise ValueError(f'{ghost_field}={ghost_batch_size} must divide the per-device batch '
+                       f'({batch_size} / {devices} devices = {per_device}) of {field}')
 
 
 def wait_for_coordinator(address: str, timeout_s: float) -> None:

@@ -9,8 +9,10 @@ import tempfile
 import jax
 import jax.numpy as jnp
 
-from osas import config_lib
-from osas.models import Standalone, Supernet, params_from_supernet
+from configs import tiny as tiny_config
+from osas.models import Standalone
+from osas.models import Supernet
+from osas.models import params_from_supernet
 from osas.models.initialize import init_variables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,8 +20,8 @@ TINY = os.path.join(ROOT, 'configs', 'tiny.py')
 
 
 def tiny(arg=None, **overrides):
-  """configs/tiny.py with dotted-field overrides: tiny(**{'model.filters': 4})."""
-  config = config_lib.sibling(TINY, 'tiny').get_config(arg)
+  """The tiny config (configs/tiny.py) with dotted-field overrides, e.g. **{'model.filters': 4}."""
+  config = tiny_config.get_config(arg)
   for dotted, value in overrides.items():
     section, _, field = dotted.rpartition('.')
     (config[section] if section else config)[field] = value
@@ -69,9 +71,12 @@ def standalone_logits(space, spec, supernet_params, arch, images, num_ghosts):
   model = Standalone(arch, space, spec)
   params = params_from_supernet(supernet_params, arch)
   stats = init_variables(model, jax.random.key(0), images[:1])['batch_stats']
-  logits = [model.apply({'params': params, 'batch_stats': stats}, ghost, train=True,
-                        mutable=['batch_stats'])[0]
-            for ghost in jnp.split(images, num_ghosts)]
+  logits = [
+      model.apply(
+          {'params': params, 'batch_stats': stats}, ghost, train=True, mutable=['batch_stats']
+      )[0]
+      for ghost in jnp.split(images, num_ghosts)
+  ]
   return jnp.concatenate(logits)
 
 
@@ -79,6 +84,7 @@ def standalone_logits(space, spec, supernet_params, arch, images, num_ghosts):
 def finished_tiny_run() -> str:
   """A workdir where the tiny config ran every stage once; shared, so treat it as read-only."""
   from osas import main  # pylint: disable=g-import-not-at-top
+
   workdir = tempfile.mkdtemp(prefix='osas_tiny_run_')
   atexit.register(shutil.rmtree, workdir, ignore_errors=True)
   main.run(tiny(), workdir)

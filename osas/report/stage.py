@@ -26,8 +26,7 @@ def check(config, mesh) -> None:
   del mesh  # The report runs on the host only.
   section = config.get('report')
   if section is None:
-    raise ValueError('config.report is missing; add the fields of '
-                     'osas.report.default_report_config()')
+    raise ValueError('config.report is missing; copy the report section of configs/default.py')
   for field, kind in _FIELDS.items():
     value = section.get(field)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

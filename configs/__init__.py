@@ -1,0 +1,1 @@
+"""The config files: `--config=configs/NAME.py[:ARG]`; variants import their base from here."""
