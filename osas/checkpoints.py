@@ -97,22 +97,15 @@ class Checkpointer:
   def __init__(self, directory: str, *, max_to_keep: int = 3, save_interval_steps: int = 1):
     self._directory = epath.Path(directory)
     # Orbax's default policy also saves the first step of a run; only multiples of the
-    # interval (and preemptions orbax detects) are saved here, as the docstring says.
-    policies = ocp.checkpoint_managers
+    # interval are saved here. Preemption is osas.preemption's: the loop saves with force.
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=True,
-        save_decision_policy=policies.AnySavePolicy([
-            policies.FixedIntervalPolicy(save_interval_steps),
-            policies.PreemptionCheckpointingPolicy()]))
+        save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(save_interval_steps))
     # An explicit handler: without one orbax infers the layout from the newest step
     # directory, and an empty (damaged) one makes it refuse every later save and restore.
     self._manager = ocp.CheckpointManager(
         self._directory, options=options, item_handlers=ocp.StandardCheckpointHandler())
     self._damaged = []  # Steps newer than the one restored that did not restore.
-
-  @property
-  def directory(self) -> epath.Path:
-    return self._directory
 
   @property
   def latest_step(self) -> int | None:

@@ -41,15 +41,6 @@ def install() -> None:
     signal.signal(signal.SIGTERM, _handler)
 
 
-def request() -> None:
-  """Asks the running loops to stop at their next poll (what SIGTERM does)."""
-  _requested.set()
-
-
-def clear() -> None:
-  _requested.clear()
-
-
 def requested(poll: int = 0, every: int = 10) -> bool:
   """Whether any process was asked to stop; every process must call this at the same polls.
 

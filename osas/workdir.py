@@ -18,25 +18,38 @@ def path(workdir: str, *parts: str) -> str:
 
 
 def read_json(workdir: str, *parts: str) -> Any:
-  """The parsed file, or None when it does not exist."""
+  """The parsed file `workdir`/`parts`; None when it is missing or empty.
+
+  Raises ValueError naming the file when it is not valid JSON.
+  """
   file = epath.Path(path(workdir, *parts))
   if not file.exists():
     return None
+  text = file.read_text()
+  if not text.strip():
+    return None
   try:
-    return json.loads(file.read_text())
+    return json.loads(text)
   except json.JSONDecodeError as e:
     raise ValueError(f'{file}: not valid JSON ({e})') from None
 
 
-def write_json(workdir: str, *parts: str, obj: Any = None) -> None:
-  """Writes on process 0 only, through a temporary file so a kill never leaves half a file."""
-  if jax.process_index() != 0:
-    return
-  file = epath.Path(path(workdir, *parts))
+def write_atomic(file: str | epath.Path, data: str | bytes) -> None:
+  """Writes through a temporary file and a replace, so a kill never leaves half a file."""
+  file = epath.Path(file)
   file.parent.mkdir(parents=True, exist_ok=True)
   tmp = file.parent / (file.name + '.tmp')
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n')
-  tmp.replace(file)
+  if isinstance(data, bytes):
+    tmp.write_bytes(data)
+  else:
+    tmp.write_text(data)
+  tmp.replace(file)  # Unlike rename, replaces an existing file on every backend.
+
+
+def write_json(workdir: str, *parts: str, obj: Any = None) -> None:
+  """Writes `obj` to `workdir`/`parts` atomically, on process 0 only."""
+  if jax.process_index() == 0:
+    write_atomic(path(workdir, *parts), json.dumps(obj, indent=2, sort_keys=True) + '\n')
 
 
 def _get(tree: dict[str, Any], dotted: str) -> Any:

@@ -8,8 +8,10 @@ from absl.testing import parameterized
 
 from osas.report import ground_truth
 from osas.report import stage
-from report_helpers import CANDIDATES, PNG_MAGIC, WorkdirTestCase, config
-
+from report_helpers import CANDIDATES
+from report_helpers import PNG_MAGIC
+from report_helpers import WorkdirTestCase
+from report_helpers import config
 
 TRUTH = {'a': 93.0, 'b': 94.0, 'c': 91.0, 'd': 92.0, 'z': 95.0}
 
@@ -61,8 +63,8 @@ class GroundTruthTest(WorkdirTestCase):
   def test_twenty_candidates(self):
     # One-shot accuracy rises with i, so the one-shot top-10 is i = 10..19; the true
     # accuracy 90% - |i - 9.5|% puts i = 5..14 in the true top-10 (ties 9/10, 8/11, ...).
-    candidates = [{'arch': f'x{i:02}', 'accuracy': 0.5 + i / 100, 'kl': None}
-                  for i in range(20)]
+    candidates = [{'arch': f'x{i:02}', 'accuracy': 0.5 + i / 100, 'loss': 1.0, 'kl': None,
+                   'params': 1, 'flops': 1} for i in range(20)]
     rows = [f'x{i:02},{(90 - abs(i - 9.5)) / 100}' for i in range(20)]  # As fractions.
     summary, _, _ = self.report(self.table(rows, 'arch,test_acc_200ep'), candidates,
                                 figures=False)

@@ -11,10 +11,10 @@ from absl.testing import absltest
 import jax
 import numpy as np
 
+import helpers
 from osas import main
 from osas import preemption
 from osas import workdir as workdir_lib
-import helpers
 
 
 def _stop_at_poll(n):
@@ -52,10 +52,6 @@ def _results(workdir):
 
 
 class StopAndResumeTest(absltest.TestCase):
-
-  def tearDown(self):
-    preemption.clear()
-    super().tearDown()
 
   def test_stops_in_each_stage_and_resumes_to_the_uninterrupted_results(self):
     config = helpers.tiny  # 4 supernet steps, 2 search chunks, 4 steps per retrained arch.

@@ -13,8 +13,14 @@ import ml_collections
 from osas.report import loading
 from osas.report import stage
 from osas.report import tables
-from report_helpers import CANDIDATES, FIGURES, GROUPS, PNG_MAGIC, RESULTS
-from report_helpers import WorkdirTestCase, config
+from report_helpers import CANDIDATES
+from report_helpers import FIGURES
+from report_helpers import GROUPS
+from report_helpers import PNG_MAGIC
+from report_helpers import RESULTS
+from report_helpers import WorkdirTestCase
+from report_helpers import config
+
 
 class ReportTest(WorkdirTestCase):
 
@@ -145,11 +151,17 @@ class ReportTest(WorkdirTestCase):
     self.assertIn('no KL scores', md)
 
   @parameterized.named_parameters(
-      ('truncated', '{"arch": "t", "accur', 'not valid JSON'),
-      ('not_object', '[1, 2]', 'not a JSON object'),
-      ('percent', '{"arch": "t", "accuracy": 93.0}', 'fraction'),
-      ('no_accuracy', '{"arch": "t", "kl": 0.1}', "missing 'accuracy'"),
-      ('bad_kl', '{"arch": "t", "accuracy": 0.5, "kl": "low"}', "'kl'"),
+      # No newline at the end: what a kill during a write leaves.
+      ('truncated', '{"arch": "t", "accur', 'the last line is truncated'),
+      ('not_json', '{"arch": "t", "accur}\n', 'not valid JSON'),
+      ('not_object', '[1, 2]\n', 'not a JSON object'),
+      ('percent', '{"arch": "t", "accuracy": 93.0}\n', 'fraction'),
+      ('no_accuracy', '{"arch": "t", "kl": 0.1}\n', "missing 'accuracy'"),
+      ('no_loss', '{"arch": "t", "accuracy": 0.5, "kl": 0.1}\n', "missing 'loss'"),
+      ('bad_kl', '{"arch": "t", "accuracy": 0.5, "loss": 1, "kl": "low", "params": 1, '
+       '"flops": 1}\n', "'kl'"),
+      ('bad_params', '{"arch": "t", "accuracy": 0.5, "loss": 1, "kl": 1, "params": 1.5, '
+       '"flops": 1}\n', "'params' must be an integer"),
   )
   def test_malformed_candidates_line(self, line, problem):
     root = self.workdir(results=None)
@@ -159,6 +171,14 @@ class ReportTest(WorkdirTestCase):
     with self.assertRaisesRegex(ValueError, f'candidates.jsonl, line 6: .*{problem}'):
       stage.run(config(), root, mesh=None)
     self.assertFalse(os.path.exists(os.path.join(root, 'report')))
+
+  def test_later_candidates_line_wins(self):
+    root = self.workdir(results=None)
+    with open(os.path.join(root, 'search', 'candidates.jsonl'), 'a') as f:
+      f.write(json.dumps({**CANDIDATES[4], 'accuracy': 0.9}) + '\n')
+    summary, _ = self.run_report(root, figures=False)
+    self.assertEqual(summary['counts']['candidates_scored'], 5)
+    self.assertEqual(summary['best_candidate']['arch'], 'e')
 
   @parameterized.parameters(('search', 'selection.json'), ('retrain/id_a', 'result.json'))
   def test_malformed_json(self, folder, name):

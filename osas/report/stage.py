@@ -15,7 +15,9 @@ from osas.report import ground_truth
 from osas.report import loading
 from osas.report import markdown
 from osas.report import tables
-from osas.report.loading import is_number
+from osas.search import results as search_results
+from osas.search.results import is_number
+from osas.workdir import write_atomic
 
 _FIELDS = {'figures': bool, 'accuracy_key': str, 'dpi': int, 'ground_truth_arch_column': str,
            'ground_truth_accuracy_column': str}
@@ -47,8 +49,10 @@ def check(config, mesh) -> None:
 
 
 def _check_ground_truth(section) -> None:
-  """Field types always; when a table is set, that it exists and has both columns: cheap to
-  learn before the supernet trains, costly after."""
+  """Checks the ground-truth fields; with a table set, that it exists and has both columns.
+
+  Cheap to learn before the supernet trains, costly after.
+  """
   path = section.get('ground_truth')
   if path is not None and (not isinstance(path, str) or not path.strip()):
     raise ValueError(f'config.report.ground_truth={path!r} must be a CSV path or None')
@@ -98,8 +102,10 @@ def _missing(candidates: Sequence[dict[str, Any]], groups: dict[str, list[str]],
 def build_summary(candidates: Sequence[dict[str, Any]], groups: dict[str, list[str]],
                   results: Sequence[dict[str, Any]], accuracy_key: str,
                   truth: dict[str, Any] | None = None) -> dict[str, Any]:
-  """summary.json's object, less 'figures': counts, Table 1, correlations, best archs and
-  `truth`, the ground-truth comparison (None when off or nothing is scored)."""
+  """summary.json's object, less 'figures': counts, Table 1, correlations, best archs.
+
+  `truth` is the ground-truth comparison (None when off or nothing is scored).
+  """
   scored = {c['arch'] for c in candidates}
   return {
       'accuracy_key': accuracy_key,
@@ -128,7 +134,7 @@ def run(config, workdir: str, mesh) -> None:
   if jax.process_index() != 0:
     return
   section, root = config.report, epath.Path(workdir)
-  candidates = loading.load_candidates(root / 'search' / 'candidates.jsonl')
+  candidates = search_results.read(str(root / 'search' / 'candidates.jsonl'))
   groups = tables.order_groups(loading.load_selection(root / 'search' / 'selection.json'))
   results = loading.load_results(root / 'retrain', section.accuracy_key)
   truth, joined = None, None  # joined: None when off, else the points of the figure.
@@ -148,9 +154,8 @@ def run(config, workdir: str, mesh) -> None:
     summary['figures'] = {'written': [],
                           'skipped': dict.fromkeys(names, 'config.report.figures=False')}
   # allow_nan=False: a NaN that slipped through must fail here, not write invalid JSON.
-  loading.write_atomic(out / 'summary.json',
-                       json.dumps(summary, indent=2, allow_nan=False) + '\n')
-  loading.write_atomic(out / 'summary.md', markdown.render(summary))
+  write_atomic(out / 'summary.json', json.dumps(summary, indent=2, allow_nan=False) + '\n')
+  write_atomic(out / 'summary.md', markdown.render(summary))
   logging.info('report: %d candidates, %d retrained, figures %s -> %s',
                len(candidates), len(results), summary['figures']['written'], out)
   for note in summary['missing']:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -13,21 +14,63 @@ import jax
 FIELDS = ('arch', 'accuracy', 'loss', 'kl', 'params', 'flops')
 
 
+def is_number(value: Any) -> bool:
+  """A finite int or float (JSON's true/false are not numbers here)."""
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def fraction_problem(record: dict[str, Any], key: str, required: bool) -> str | None:
+  """Why `record[key]` is not a fraction in [0, 1], or None when it is (or may be absent)."""
+  if key not in record:
+    return f'missing {key!r}' if required else None
+  value = record[key]
+  if not is_number(value) or not 0 <= value <= 1:
+    return f'{key!r} must be a fraction in [0, 1], not {value!r}'
+  return None
+
+
+def _problem(record: Any) -> str | None:
+  """Why a parsed line is not a candidate record, or None when it is one."""
+  if not isinstance(record, dict):
+    return 'not a JSON object'
+  if not isinstance(record.get('arch'), str) or not record['arch']:
+    return "'arch' must be a non-empty string"
+  problem = fraction_problem(record, 'accuracy', required=True)
+  if problem:
+    return problem
+  missing = [k for k in FIELDS if k not in record]
+  if missing:
+    return f"missing {', '.join(map(repr, missing))}"
+  # A loss or KL that overflowed (inf/NaN) is kept; the report leaves it out of statistics.
+  for key in ('loss', 'kl'):
+    value = record[key]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+      return f'{key!r} must be a number or null, not {value!r}'
+  for key in ('params', 'flops'):
+    value = record[key]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+      return f'{key!r} must be an integer, not {value!r}'
+  return None
+
+
 def read(path: str, repair: bool = False) -> list[dict[str, Any]]:
-  """The records of a candidates file ([] when it does not exist).
+  """The records of a candidates file, one per arch (a later line wins); [] when missing.
 
   A final line without its newline is what a kill during a write leaves: with `repair`
-  it is cut off (its candidates get scored again), otherwise it is an error like any
-  malformed line, which names the file and line and is never "repaired".
+  it is cut off (its candidates get scored again), otherwise it is an error. Any other
+  malformed line is an error naming the file and line; nothing guesses what it meant.
   """
   file = epath.Path(path)
   if not file.exists():
     return []
   content = file.read_bytes()
   complete = content.rfind(b'\n') + 1
+  lines = content[:complete].decode().splitlines()
   if complete < len(content):
     if not repair:
-      raise ValueError(f'{path}: the last line is truncated')
+      raise ValueError(f'{path}, line {len(lines) + 1}: the last line is truncated (an '
+                       'interrupted write); the search stage drops it when it resumes')
     logging.warning('%s: dropping a truncated last line (an interrupted write)', path)
     if jax.process_index() == 0:
       if _is_local(path):
@@ -35,18 +78,19 @@ def read(path: str, repair: bool = False) -> list[dict[str, Any]]:
           f.truncate(complete)
       else:
         file.write_bytes(content[:complete])
-  records = []
-  for number, line in enumerate(content[:complete].decode().splitlines(), 1):
+  by_arch = {}
+  for number, line in enumerate(lines, 1):
     try:
       record = json.loads(line)
-      missing = [k for k in FIELDS if k not in record]
-      if missing:
-        raise ValueError(f'missing {", ".join(missing)}')
-    except ValueError as e:
-      raise ValueError(f'{path}, line {number}: not a candidate record ({e}); '
-                       'fix or remove the line, or use a new --workdir') from None
-    records.append(record)
-  return records
+    except json.JSONDecodeError as e:
+      record, problem = None, f'not valid JSON ({e})'
+    else:
+      problem = _problem(record)
+    if problem:
+      raise ValueError(f'{path}, line {number}: not a candidate record ({problem}); '
+                       'fix or remove the line, or use a new --workdir')
+    by_arch[record['arch']] = record
+  return list(by_arch.values())
 
 
 def append(path: str, records: list[dict[str, Any]]) -> None:

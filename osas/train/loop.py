@@ -7,7 +7,6 @@ from typing import Any, Callable, Iterator
 
 from absl import logging
 import jax
-import numpy as np
 
 from osas import checkpoints
 from osas import metric_logs
@@ -68,8 +67,3 @@ class Loop:
     self.checkpointer.wait_until_finished()
     return state, summary
 
-
-def weighted_accuracy(logits: np.ndarray, labels: np.ndarray, valid: np.ndarray) -> tuple:
-  """(correct, count) over the valid rows of a padded evaluation batch."""
-  correct = (np.argmax(logits, -1) == labels) * valid
-  return float(correct.sum()), float(valid.sum())
