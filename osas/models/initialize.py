@@ -6,7 +6,9 @@ seconds and one truncated-normal draw, cut and scaled per parameter, gives the v
 convolution kernels (4-D, and 3-D depthwise) He-normal, dense kernels LeCun-normal
 (both truncated at 2 sigma, as `nn.initializers.variance_scaling` draws them, fan-in
 over every axis but the output one and the `nn.scan` stack axis), BN scale and
-variance 1, biases and means 0.
+variance 1, biases and means 0. tests/test_initialize.py calls the modules' own
+initialisers (ops.conv_init, nn.Dense's, BatchNorm's) for every variable of both spaces'
+networks and checks that these rules give the same distribution.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ _CONSTANTS = {('params', 'scale'): 1.0, ('params', 'bias'): 0.0,
               ('batch_stats', 'mean'): 0.0, ('batch_stats', 'var'): 1.0}
 
 
-def _std(path: tuple[str, ...], shape: tuple[int, ...]) -> float:
+def kernel_std(path: tuple[str, ...], shape: tuple[int, ...]) -> float:
   """The initial standard deviation of a kernel, or ValueError for unknown parameters."""
   name = path[-1]
   stacked = any(p.startswith('stack_') for p in path)  # nn.scan adds a leading axis.
@@ -53,7 +55,7 @@ def init_variables(module: nn.Module, key: jax.Array, *args, **kwargs) -> dict[s
     if (collection, names[-1]) in _CONSTANTS:
       plan.append((None, _CONSTANTS[collection, names[-1]]))
     elif collection == 'params':
-      plan.append((total, _std(names, leaf.shape)))
+      plan.append((total, kernel_std(names, leaf.shape)))
       total += math.prod(leaf.shape)
     else:
       raise ValueError(f"no initialiser for {collection}/{'/'.join(names)}")

@@ -18,7 +18,8 @@ from osas import parallel
 from osas import preemption
 from osas import space as space_lib
 from osas import workdir as workdir_lib
-from osas.models import ModelSpec, Standalone
+from osas.models import ModelSpec
+from osas.models import Standalone
 from osas.models.cost import cost
 from osas.models.initialize import init_variables
 from osas.train import common
@@ -41,21 +42,25 @@ def train_step(state: common.TrainState, batch, *, model: Standalone, tx, weight
   return common.apply_gradients(state, grads, tx, batch_stats=stats), metrics
 
 
-def eval_step(state: common.TrainState, images, *, model: Standalone):
-  return model.apply({'params': state.params, 'batch_stats': state.batch_stats}, images,
-                     train=False)
+def eval_counts(state: common.TrainState, batch, *, model: Standalone) -> jax.Array:
+  """[correct, valid] over the (global) batch: padded rows (valid 0) count in neither.
+
+  Counted here, on the devices, so that only two numbers, not logits, reach the hosts.
+  """
+  logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats},
+                       batch['image'], train=False)
+  valid = batch['valid'] > 0
+  correct = (jnp.argmax(logits, -1) == batch['label']) & valid
+  return jnp.stack([jnp.sum(correct, dtype=jnp.int32), jnp.sum(valid, dtype=jnp.int32)])
 
 
-def accuracy(state, split: data.DataSplit, predict, mesh) -> float:
-  """Accuracy over the whole split (the padded rows of the last batch do not count)."""
-  correct = total = 0.0
+def accuracy(state, split: data.DataSplit, counts, mesh) -> float:
+  """Accuracy over the whole split; `counts` is the jitted `eval_counts`."""
+  total = 0  # [correct, valid], summed on the devices: one transfer at the end.
   for batch in split.eval_batches(remainder='pad'):
-    logits = predict(state, parallel.global_batch(batch['image'], mesh))
-    logits = parallel.to_host(logits)
-    gathered = [parallel.to_host(batch[k]) for k in ('label', 'valid')]
-    correct += float(((logits.argmax(-1) == gathered[0]) * gathered[1]).sum())
-    total += float(gathered[1].sum())
-  return correct / max(total, 1.0)
+    total = total + counts(state, parallel.global_batch(batch, mesh))
+  correct, valid = np.asarray(total)
+  return float(correct) / max(float(valid), 1.0)
 
 
 def retrain_one(arch: space_lib.ArchBase, config, workdir: str, mesh) -> dict[str, Any]:
@@ -83,8 +88,8 @@ def retrain_one(arch: space_lib.ArchBase, config, workdir: str, mesh) -> dict[st
                                    weight_decay=section.weight_decay),
                  in_shardings=(repl, batch_sharding), out_shardings=(repl, repl),
                  donate_argnums=0)
-  predict = jax.jit(functools.partial(eval_step, model=model),
-                    in_shardings=(repl, batch_sharding), out_shardings=batch_sharding)
+  counts = jax.jit(functools.partial(eval_counts, model=model),
+                   in_shardings=(repl, batch_sharding), out_shardings=repl)
   run_dir = workdir_lib.path(workdir, 'retrain', arch.id)
   checkpointer = checkpoints.Checkpointer(workdir_lib.path(run_dir, 'checkpoints'),
                                           save_interval_steps=section.checkpoint_every)
@@ -94,7 +99,7 @@ def retrain_one(arch: space_lib.ArchBase, config, workdir: str, mesh) -> dict[st
                 batches=lambda s: (parallel.global_batch(b, mesh) for b in train.batches(s)),
                 examples_per_step=section.batch_size, checkpointer=checkpointer,
                 writer=writer, log_every=section.log_every, eval_every=section.eval_every,
-                eval_fn=lambda s: {f'{k}_accuracy': accuracy(s, split, predict, mesh)
+                eval_fn=lambda s: {f'{k}_accuracy': accuracy(s, split, counts, mesh)
                                    for k, split in evals.items()})
     _, summary = loop.run(loop.restore(state))
   checkpointer.close()

@@ -19,7 +19,8 @@ from osas import parallel
 from osas import samplers
 from osas import space as space_lib
 from osas import workdir as workdir_lib
-from osas.models import ModelSpec, Supernet
+from osas.models import ModelSpec
+from osas.models import Supernet
 from osas.models.initialize import init_variables
 from osas.train import common
 from osas.train.loop import Loop
@@ -47,11 +48,15 @@ def train_step(state: common.TrainState, batch: dict[str, jax.Array], *, model: 
   return common.apply_gradients(state, grads, tx), metrics
 
 
-def probe_logits(params: Any, images: jax.Array, probes, *, model: Supernet,
-                 num_ghosts: int) -> jax.Array:
-  """Logits [num_probes, B, classes]: each probe arch on every ghost batch."""
+def probe_correct(params: Any, images: jax.Array, labels: jax.Array, probes, *,
+                  model: Supernet, num_ghosts: int) -> jax.Array:
+  """Correct predictions [num_probes] of each probe arch over the whole (global) batch.
+
+  Counted here, on the devices, so that only these counts, not logits, reach the hosts.
+  """
   apply = lambda mask: model.apply({'params': params}, images, mask, num_ghosts=num_ghosts)
-  return jax.vmap(apply)(probes)
+  logits = jax.vmap(apply)(probes)  # [num_probes, B, classes]
+  return jnp.sum(jnp.argmax(logits, -1) == labels, axis=-1, dtype=jnp.int32)
 
 
 def probe_archs(space: space_lib.Space, seed: int, num_random: int) -> tuple[list[str], Any]:
@@ -100,9 +105,10 @@ def build(config, mesh) -> dict[str, Any]:
                  in_shardings=(repl, batch_sharding), out_shardings=(repl, repl),
                  donate_argnums=0)
   probes = jax.jit(functools.partial(
-      probe_logits, model=model, num_ghosts=section.eval_batch_size // section.ghost_batch_size),
-                   in_shardings=(repl, batch_sharding, repl),
-                   out_shardings=parallel.NamedSharding(mesh, parallel.P(None, parallel.DATA)))
+      probe_correct, model=model,
+      num_ghosts=section.eval_batch_size // section.ghost_batch_size),
+                   in_shardings=(repl, batch_sharding, batch_sharding, repl),
+                   out_shardings=repl)
   return dict(space=space, train=train, valid=valid, model=model, tx=tx, step=step,
               probes=probes)
 
@@ -121,18 +127,14 @@ def init_state(parts: dict[str, Any], config, mesh) -> common.TrainState:
 def evaluate_probes(state, parts, config, mesh) -> dict[str, float]:
   """One-shot validation accuracy of the probe archs, with ghost BN as in training."""
   names, masks = probe_archs(parts['space'], config.seed, config.supernet.num_probes)
-  correct = np.zeros(len(names))
-  count = 0
+  correct, count = 0, 0  # Summed on the devices: one transfer at the end.
   for batch in parts['valid'].eval_batches(remainder='drop'):
-    arrays = parallel.global_batch({'image': batch['image']}, mesh)
-    logits = parts['probes'](state.params, arrays['image'], masks)
-    logits = parallel.to_host(logits)
-    labels = parallel.to_host(batch['label'])
-    correct += (logits.argmax(-1) == labels).sum(-1)
-    count += labels.size
+    arrays = parallel.global_batch({'image': batch['image'], 'label': batch['label']}, mesh)
+    correct = correct + parts['probes'](state.params, arrays['image'], arrays['label'], masks)
+    count += arrays['label'].shape[0]
   if not count:
     raise ValueError('config.supernet.eval_batch_size is larger than the validation split')
-  accuracy = correct / count
+  accuracy = np.asarray(correct) / count
   scalars = {f'probe_{n}_accuracy': a for n, a in zip(names, accuracy)}
   scalars['probe_random_mean_accuracy'] = float(accuracy[1:].mean()) if len(names) > 1 else 0.0
   return scalars
@@ -149,7 +151,6 @@ def run(config, workdir: str, mesh) -> None:
   state = init_state(parts, config, mesh)
   checkpointer = checkpoints.Checkpointer(
       workdir_lib.path(workdir, 'supernet', 'checkpoints'),
-      max_to_keep=section.get('checkpoints_to_keep', 3),
       save_interval_steps=section.checkpoint_every)
   with metric_logs.MetricWriter(workdir_lib.path(workdir, 'logs')) as writer:
     loop = Loop(
