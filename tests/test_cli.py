@@ -107,6 +107,18 @@ class WorkdirTest(absltest.TestCase):
     with open(os.path.join(cwd, 'workdirs', 'tiny_steps=3', 'config.json')) as f:
       self.assertEqual(json.load(f)['supernet']['num_steps'], 3)
 
+  def test_the_cards_command_starts_and_stops_at_the_missing_data(self):
+    cwd, data_dir = self.create_tempdir().full_path, self.create_tempdir().full_path
+    config = os.path.join(helpers.ROOT, 'configs', 'imagenet_tpu.py')
+    result = _osas(f'--config={config}', f'--config.data.tfds_data_dir={data_dir}', cwd=cwd)
+    self.assertEqual(result.returncode, 1, result.stderr[-2000:])
+    self.assertNotIn('Traceback', result.stderr)
+    self.assertIn('osas: workdir workdirs/imagenet_tpu', result.stderr)
+    last = result.stderr.strip().splitlines()[-1]
+    self.assertStartsWith(last, 'osas: error: config.data.tfds_data_dir: ')
+    self.assertIn("'imagenet2012'", last)
+    self.assertEqual(os.listdir(cwd), [])
+
   def test_config_workdir_then_the_flag(self):
     cwd = self.create_tempdir().full_path
     result = _osas(CONFIG, '--config.stages=("report",)', '--config.workdir=from_config', cwd=cwd)
