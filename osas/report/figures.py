@@ -14,8 +14,8 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from osas.report import tables
-from osas.report.loading import is_number
-from osas.report.loading import write_atomic
+from osas.search.results import is_number
+from osas.workdir import write_atomic
 
 FIGSIZE = (6.0, 4.5)  # Inches: fits a page column or a slide at the default 120 dpi.
 ONE_SHOT_VS_STANDALONE = 'one_shot_vs_standalone.png'

@@ -7,9 +7,7 @@ from typing import Any
 from etils import epath
 
 from osas.search.results import fraction_problem
-from osas.search.results import is_number  # noqa: F401 (figures.py, tables.py import it here)
 from osas.workdir import read_json
-from osas.workdir import write_atomic  # noqa: F401 (figures.py imports it from here)
 
 
 def load_selection(path: str | epath.Path) -> dict[str, list[str]]:

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from osas.report.loading import is_number
+from osas.search.results import is_number
 
 # The paper's groups first, in Table 1's order; then any other group; then the buckets.
 CORE_GROUPS = ('one_shot_top', 'one_shot_small', 'random', 'all_on')
