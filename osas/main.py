@@ -162,7 +162,7 @@ def _workdir(config) -> str:
     workdir, source = config.workdir, 'config.workdir'
   else:
     workdir = default_workdir(config_flags.get_config_filename(flags.FLAGS['config']))
-    source = 'workdir'  # The default: the flag would name it.
+    source = 'workdir'  # The default, named after the config.
   if not workdir.strip():
     raise ValueError(f'{source} is empty')
   if epath.Path(workdir).exists() and not epath.Path(workdir).is_dir():
@@ -187,8 +187,11 @@ def _initialize_distributed(config) -> None:
     try:
       jax.distributed.initialize()
     except ValueError as e:
-      # No cluster around this process (no TPU pod, SLURM, ... environment): the config
-      # runs on this one machine, e.g. to try the TPU config on a workstation.
+      # jax found no cluster around this process (no TPU pod, SLURM, ... environment), so
+      # it has no coordinator: the config runs on this one machine, e.g. to try the TPU
+      # config on a workstation. Any other error of a cluster that was found stands.
+      if 'coordinator_address' not in str(e):
+        raise
       logging.warning(
           'osas: config.distributed is set, but jax.distributed found no other '
           'hosts (%s): running as one process',

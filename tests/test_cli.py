@@ -71,6 +71,7 @@ class BadInputTest(parameterized.TestCase):
           '--num_processes=2 needs --coordinator_address',
       ),
       ('positional_argument', [CONFIG, 'train'], 'unexpected arguments train'),
+      ('empty_workdir', [CONFIG, '--workdir='], '--workdir is empty'),
       ('workdir_is_a_file', [CONFIG, '--workdir={file}'], '--workdir={file}: exists and is not'),
       ('workdir_under_a_file', [CONFIG, '--workdir={file}/run'], 'workdir {file}/run'),
       (
