@@ -6,7 +6,7 @@ import os
 from absl.testing import parameterized
 import ml_collections
 
-from osas.report import default_report_config
+from configs import default
 from osas.report import stage
 
 
@@ -28,7 +28,7 @@ RESULTS = {'a': (0.95, 1000), 'b': (0.91, 3000), 'c': (0.93, 2000), 'd': (0.89, 
 
 
 def config(**fields):
-  section = default_report_config()
+  section = default.get_config().report
   section.update(fields)
   return ml_collections.ConfigDict({'report': section,
                                     'retrain': {'eval_splits': ('valid', 'test')}})
