@@ -76,6 +76,13 @@ def get_config(arg=None):
   config.search.batch_size = 1024  # Validation images per call, in ghost batches.
   config.search.num_batches = 0  # Validation batches per candidate; 0: the whole split.
   config.search.kl_examples = 64  # Training images for the label-free KL score; 0: off.
+  # Zero-cost scores of each candidate on a freshly initialised supernet, from names in
+  # osas.search.zero_cost.SCORES (synflow, naswot, jacob_cov, snip, grad_norm); (): none.
+  config.search.zero_cost = ()
+  config.search.zero_cost_batch_size = 64  # Training images they are computed from.
+  # What selection ranks by (osas.search.ranking): a score ('accuracy', 'loss', 'kl', a
+  # zero-cost name, 'params', 'flops') or a mean of ranks, 'naswot+synflow:2+flops'.
+  config.search.rank_by = 'accuracy'
 
   config.select = ml_collections.ConfigDict()
   config.select.top_n = 100  # One-Shot Top: from the best top_n by one-shot accuracy ...
@@ -108,6 +115,7 @@ def get_config(arg=None):
   config.report = ml_collections.ConfigDict()
   config.report.figures = True  # Write the PNG figures next to summary.md.
   config.report.accuracy_key = 'test_accuracy'  # result.json's stand-alone accuracy field.
+  config.report.bootstrap = 1000  # Resamples for the rank correlations' 95% intervals.
   config.report.dpi = 120  # Resolution of the figures (6 x 4.5 in).
   # A CSV of true accuracies per arch (e.g. NAS-Bench-201's) to judge the ranking; None: off.
   config.report.ground_truth = ml_collections.config_dict.placeholder(str)

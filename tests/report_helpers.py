@@ -4,7 +4,6 @@ import json
 import os
 
 from absl.testing import parameterized
-import ml_collections
 
 from configs import default
 from osas.report import stage
@@ -28,10 +27,10 @@ RESULTS = {'a': (0.95, 1000), 'b': (0.91, 3000), 'c': (0.93, 2000), 'd': (0.89, 
 
 
 def config(**fields):
-  section = default.get_config().report
-  section.update(fields)
-  return ml_collections.ConfigDict({'report': section,
-                                    'retrain': {'eval_splits': ('valid', 'test')}})
+  """configs/default.py with config.report's `fields` changed."""
+  config = default.get_config()
+  config.report.update(fields)
+  return config
 
 
 class WorkdirTestCase(parameterized.TestCase):

@@ -7,6 +7,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from osas.report import ground_truth
+from osas.report import rankings
 from osas.report import stage
 from report_helpers import CANDIDATES
 from report_helpers import PNG_MAGIC
@@ -94,7 +95,7 @@ class GroundTruthTest(WorkdirTestCase):
       ('tie_inside', [0.80, 0.80, 0.95, 0.70], [2], 1.0),
   )
   def test_precision_at_k(self, true, ks, precision):
-    self.assertEqual(ground_truth.precision_at_k(true, ks), {str(ks[0]): precision})
+    self.assertEqual(rankings.precision_at_k(true, ks), {str(ks[0]): precision})
 
   @parameterized.named_parameters(
       # Pairs of 4: max 2 once, 3 twice, 4 three times: (2 + 6 + 12) / 6.

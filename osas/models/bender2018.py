@@ -24,7 +24,7 @@ from osas.models import registry
 from osas.models import skeleton
 from osas.models.gates import gate, per_ghost
 from osas.models.norm import BatchNorm
-from osas.models.ops import Conv, make_op
+from osas.models.ops import Conv, ReLU, make_op
 from osas.models.skeleton import ModelSpec
 from osas.space.bender2018 import Arch, Block, Masks, SearchSpace
 
@@ -83,7 +83,7 @@ class Projection(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = nn.relu(BatchNorm(not self.ghost, name='bn')(x, self.train))
+    x = ReLU()(BatchNorm(not self.ghost, name='bn')(x, self.train))
     return Conv(self.channels, name='conv')(x)
 
 
@@ -120,7 +120,7 @@ class Reduction(nn.Module):
   def __call__(self, carry: tuple[jax.Array, jax.Array]):
     out = []
     for name, x in zip(('a', 'b'), carry):
-      x = nn.relu(BatchNorm(not self.ghost, name=f'bn_{name}')(x, self.train))
+      x = ReLU()(BatchNorm(not self.ghost, name=f'bn_{name}')(x, self.train))
       x = kernels.avg_pool2x2(x)
       out.append(Conv(self.features, name=f'conv_{name}')(x))
     return tuple(out)

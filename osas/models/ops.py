@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from osas.models import kernels
 from osas.models.norm import BatchNorm
 
 # He initialisation suits the ReLU that precedes every convolution.
 conv_init = nn.initializers.variance_scaling(2.0, 'fan_in', 'truncated_normal')
+
+
+class ReLU(nn.Module):
+  """max(x, 0); with 'intermediates' mutable it also sows NASWOT's kernel of its on/off codes.
+
+  For the binary codes c [N, units] of the N examples of a batch (Mellor et al., "Neural
+  Architecture Search without Training", ICML 2021) the kernel is c c^T + (1 - c)(1 - c)^T:
+  units minus the Hamming distance. Summed over the network's ReLUs it gives the NASWOT
+  score (osas.search.zero_cost). x is [..., H, W, C]: every leading index is one example.
+  """
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.is_mutable_collection('intermediates'):
+      codes = (x > 0).reshape(-1, math.prod(x.shape[-3:])).astype(jnp.float32)
+      self.sow('intermediates', 'naswot', codes @ codes.T + (1 - codes) @ (1 - codes).T)
+    return nn.relu(x)
 
 
 class Conv(nn.Module):
@@ -36,7 +55,7 @@ class Op(nn.Module):
   impl: str = 'auto'  # Depthwise kernel implementation (see kernels.resolve_impl).
 
   def norm_relu(self, x: jax.Array, train: bool, name: str = 'bn') -> jax.Array:
-    return nn.relu(BatchNorm(track_running_stats=not self.ghost, name=name)(x, train))
+    return ReLU()(BatchNorm(track_running_stats=not self.ghost, name=name)(x, train))
 
   def conv(self, x: jax.Array, kernel_size: tuple[int, int], name: str) -> jax.Array:
     return Conv(self.channels, kernel_size, name=name)(x)
@@ -96,7 +115,7 @@ class ReLUConvBN(Op):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     k = self.kernel_size
-    x = nn.relu(x)
+    x = ReLU()(x)
     if self.strides == 1:
       x = self.conv(x, (k, k), name='conv')
     else:

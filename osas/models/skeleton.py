@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from osas.models import kernels
 from osas.models.norm import BatchNorm
-from osas.models.ops import Conv, conv_init
+from osas.models.ops import Conv, ReLU, conv_init
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,7 @@ class ImageNetStem(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     x = nn.Conv(self.features // 2, (3, 3), 2, use_bias=False, kernel_init=conv_init,
                 name='conv_0')(x)
-    x = nn.relu(BatchNorm(not self.ghost, name='bn_0')(x, self.train))
+    x = ReLU()(BatchNorm(not self.ghost, name='bn_0')(x, self.train))
     x = nn.Conv(self.features, (3, 3), 2, use_bias=False, kernel_init=conv_init,
                 name='conv_1')(x)
     return BatchNorm(not self.ghost, name='bn_1')(x, self.train)
@@ -78,11 +78,11 @@ def stack(cell: type[nn.Module], length: int):
   The cell is called as `cell(...)(carry, masks)` and returns `(carry, None)`; every
   cell gets the same masks.
   """
-  return nn.scan(cell, variable_axes={'params': 0, 'batch_stats': 0},
+  return nn.scan(cell, variable_axes={'params': 0, 'batch_stats': 0, 'intermediates': 0},
                  split_rngs={'params': True}, in_axes=nn.broadcast, length=length)
 
 
 def head(x: jax.Array, num_classes: int, ghost: bool, train: bool) -> jax.Array:
   """BN-ReLU, global average pooling, classifier (as 'head_bn' and 'classifier' of the caller)."""
-  y = nn.relu(BatchNorm(not ghost, name='head_bn')(x, train))
+  y = ReLU()(BatchNorm(not ghost, name='head_bn')(x, train))
   return nn.Dense(num_classes, name='classifier')(jnp.mean(y, axis=(-3, -2)))

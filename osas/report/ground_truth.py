@@ -10,9 +10,9 @@ from typing import Any, Sequence
 from etils import epath
 import numpy as np
 
+from osas.report import rankings
 from osas.report import tables
 
-PRECISION_KS = (10, 50, 100)  # Precision@k for each k up to the number joined.
 TOP = 10  # One-shot top-10 against 10 random picks: the same retraining budget.
 TIE_BREAK = 'one-shot ties: fewer params first, then the arch string'
 _FIELD = 'config.report.ground_truth'
@@ -127,24 +127,20 @@ def expected_best(values: Sequence[float], draws: int) -> float:
   return float(sum(v * (math.comb(i, draws - 1) / subsets) for i, v in enumerate(ordered)))
 
 
-def precision_at_k(true: Sequence[float], ks: Sequence[int] = PRECISION_KS) -> dict[str, float]:
-  """For each k <= n, with `true` in one-shot order: the share of the one-shot top-k whose
-  true accuracy is at least the k-th best of the set (ties at that value all count as in the
-  true top-k, so no tie-break decides)."""
-  best_first = sorted(true, reverse=True)
-  return {str(k): sum(t >= best_first[k - 1] for t in true[:k]) / k
-          for k in ks if k <= len(true)}
-
-
 def _best(archs: Sequence[str], true: Sequence[float]) -> dict[str, Any]:
   at = int(np.argmax(true))  # The first of equals: the better one-shot rank, or file order.
   return {'arch': archs[at], 'accuracy': float(true[at])}
 
 
 def summarize(candidates: Sequence[dict[str, Any]], joined: Sequence[Joined],
-              table: Table) -> dict[str, Any]:
-  """summary.json's 'ground_truth' object; accuracies as fractions. `joined` is not empty."""
+              table: Table, **ranking_options) -> dict[str, Any]:
+  """summary.json's 'ground_truth' object; accuracies as fractions. `joined` is not empty.
+
+  `ranking_options` (rank_by, space_name, seed, bootstrap) go to `rankings.table`, which
+  ranks the joined candidates by every score and baseline.
+  """
   archs, one_shot, true = zip(*joined)
+  found = [c for c in candidates if c['arch'].strip() in table.accuracy]
   top = min(TOP, len(joined))
   scored = {c['arch'].strip() for c in candidates}
   return {
@@ -160,7 +156,7 @@ def summarize(candidates: Sequence[dict[str, Any]], joined: Sequence[Joined],
       'tie_break': TIE_BREAK,
       'correlation': {'x': 'one-shot accuracy', 'y': f'true {table.accuracy_column}',
                       **tables.rank_correlation(one_shot, true)},
-      'precision_at_k': precision_at_k(true),
+      'precision_at_k': rankings.precision_at_k(true),
       'one_shot_top1': {'arch': archs[0], 'one_shot_accuracy': one_shot[0],
                         'accuracy': true[0], 'rank': 1 + sum(t > true[0] for t in true)},
       'one_shot_top': {'k': top, 'mean': float(np.mean(true[:top])),
@@ -169,13 +165,16 @@ def summarize(candidates: Sequence[dict[str, Any]], joined: Sequence[Joined],
                  'expected_best': expected_best(true, top)},
       'optimum_joined': _best(archs, true),
       'optimum_table': _best(list(table.accuracy), list(table.accuracy.values())),
+      'rankings': rankings.table(found, [table.accuracy[c['arch'].strip()] for c in found],
+                                 **ranking_options),
   }
 
 
 def evaluate(candidates: Sequence[dict[str, Any]], path: str, arch_column: str,
-             accuracy_column: str) -> tuple[dict[str, Any] | None, list[Joined]]:
+             accuracy_column: str, **ranking_options) -> tuple[dict[str, Any] | None,
+                                                             list[Joined]]:
   """Reads the table (so that a bad one fails even before anything is scored) and returns the
   'ground_truth' object (None when nothing is scored) with the joined points."""
   table = load_table(path, arch_column, accuracy_column)
   joined = join(candidates, table)
-  return (summarize(candidates, joined, table) if joined else None), joined
+  return (summarize(candidates, joined, table, **ranking_options) if joined else None), joined

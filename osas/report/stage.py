@@ -14,12 +14,14 @@ from osas.report import figures
 from osas.report import ground_truth
 from osas.report import loading
 from osas.report import markdown
+from osas.report import rankings
 from osas.report import tables
 from osas.search import results as search_results
 from osas.search.results import is_number
+from osas.workdir import read_json
 from osas.workdir import write_atomic
 
-_FIELDS = {'figures': bool, 'accuracy_key': str, 'dpi': int, 'ground_truth_arch_column': str,
+_FIELDS = {'figures': bool, 'accuracy_key': str, 'dpi': int, 'bootstrap': int, 'ground_truth_arch_column': str,
            'ground_truth_accuracy_column': str}
 
 
@@ -43,6 +45,8 @@ def check(config, mesh) -> None:
     raise ValueError(f'config.report.accuracy_key={key!r}: retrain writes only '
                      f"{', '.join(f'{s}_accuracy' for s in splits)} "
                      f'(config.retrain.eval_splits={tuple(splits)})')
+  if section.bootstrap < 0:
+    raise ValueError(f'config.report.bootstrap={section.bootstrap} must be >= 0 (0: no intervals)')
   if not 50 <= section.dpi <= 600:
     raise ValueError(f'config.report.dpi={section.dpi} must be in [50, 600]')
   _check_ground_truth(section)
@@ -137,12 +141,21 @@ def run(config, workdir: str, mesh) -> None:
   candidates = search_results.read(str(root / 'search' / 'candidates.jsonl'))
   groups = tables.order_groups(loading.load_selection(root / 'search' / 'selection.json'))
   results = loading.load_results(root / 'retrain', section.accuracy_key)
+  # The search stage records the ranking it selected by; older workdirs ranked by accuracy.
+  selection = read_json(root / 'search' / 'selection.json') or {}
+  options = dict(rank_by=selection.get('rank_by', 'accuracy'), space_name=config.space.name,
+                 seed=config.seed, bootstrap=section.bootstrap)
   truth, joined = None, None  # joined: None when off, else the points of the figure.
   if section.get('ground_truth') is not None:
     truth, joined = ground_truth.evaluate(candidates, section.ground_truth,
                                           section.ground_truth_arch_column,
-                                          section.ground_truth_accuracy_column)
+                                          section.ground_truth_accuracy_column, **options)
   summary = build_summary(candidates, groups, results, section.accuracy_key, truth)
+  by_arch = {c['arch']: c for c in candidates}
+  retrained = [(by_arch[r['arch']], r[section.accuracy_key]) for r in results
+               if r['arch'] in by_arch and is_number(r.get(section.accuracy_key))]
+  summary['rankings'] = rankings.table([c for c, _ in retrained], [a for _, a in retrained],
+                                       **options)
   out = root / 'report'
   out.mkdir(parents=True, exist_ok=True)
   if section.figures:

@@ -18,9 +18,11 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 import numpy as np
 
+from osas import models
 from osas import parallel
 from osas.models import ModelSpec, Supernet
 from osas.search import memory
+from osas.search import zero_cost
 
 MODES = ('vmap', 'skip')
 NO_BATCH = ('no complete evaluation batch: the validation split is smaller than '
@@ -70,11 +72,31 @@ def _kl(params, images, reference, masks, *, model, mode, num_ghosts):
   return _per_candidate(one, mode, masks)
 
 
+def _zero_cost(params, images, labels, masks, *, model, mode, num_ghosts, names, masked):
+  """Per candidate: the zero-cost scores `names` on a freshly initialised supernet.
+
+  Batch norm normalises the whole batch (one ghost batch), as the scores' papers do.
+  NASWOT's ReLU codes come from `masked`, the supernet with masked execution: a path
+  skipped under `lax.cond` could not hand them out.
+  """
+  del num_ghosts
+  usage = models.of(model.space).usage_fraction
+
+  def one(mask):
+    apply = lambda p, x: model.apply({'params': p}, x, mask, num_ghosts=1)
+    kernels = lambda p, x: masked.apply({'params': p}, x, mask, num_ghosts=1,
+                                        mutable=['intermediates'])[1]['intermediates']
+    weight = lambda path: usage(model.space, path, jax.tree.map(lambda m: m[None], mask))
+    return zero_cost.scores(names, apply, kernels, weight, params, images, labels)
+
+  return _per_candidate(one, mode, masks)
+
+
 class Evaluator:
   """Compiled scoring functions for one model, mesh, chunk size and batch shape."""
 
   def __init__(self, space, spec: ModelSpec, mesh, *, mode: str, chunk_size: int,
-               ghost_batch_size: int):
+               ghost_batch_size: int, zero_cost_names=()):
     self.space, self.mesh, self.mode = space, mesh, resolve_mode(mode)
     self.chunk_size, self.ghost_batch_size = chunk_size, ghost_batch_size
     devices = mesh.devices.size
@@ -82,13 +104,19 @@ class Evaluator:
       raise ValueError(f'config.search.chunk_size={chunk_size} must be a positive multiple '
                        f'of the {devices} devices')
     self.model = Supernet(space, spec, execution='skip' if self.mode == 'skip' else 'mask')
+    self.zero_cost_names = tuple(zero_cost_names)
     self._compiled = {}
 
   def _function(self, name: str, fn, num_args: int, num_ghosts: int):
     """fn jitted with the chunk split over devices and everything else replicated."""
     key = (name, num_ghosts)
     if key not in self._compiled:
-      body = functools.partial(fn, model=self.model, mode=self.mode, num_ghosts=num_ghosts)
+      extra = {}
+      if name == 'zero_cost':
+        extra = {'names': self.zero_cost_names,
+                 'masked': Supernet(self.space, self.model.spec, execution='mask')}
+      body = functools.partial(fn, model=self.model, mode=self.mode, num_ghosts=num_ghosts,
+                               **extra)
       sharded = jax.shard_map(body, mesh=self.mesh, in_specs=(P(),) * num_args + (P(parallel.DATA),),
                               out_specs=P(parallel.DATA), check_vma=False)
       self._compiled[key] = jax.jit(sharded)
@@ -118,7 +146,8 @@ class Evaluator:
     fn = jax.jit(functools.partial(_log_probs, self.model, num_ghosts=self._ghosts(len(images))))
     return fn(params, images, on)
 
-  def memory_bytes(self, params, batch: tuple[Any, Any], kl_inputs=None) -> int:
+  def memory_bytes(self, params, batch: tuple[Any, Any], kl_inputs=None,
+                   zero_cost_inputs=None) -> int:
     """XLA's per-device estimate for scoring a chunk; compiles what `score` then reuses."""
     padded, _ = self.pad(self.space.sample_masks(jax.random.key(0), 1))
     images, labels = batch
@@ -127,11 +156,16 @@ class Evaluator:
     if kl_inputs is not None:
       kl = self._function('kl', _kl, 3, self._ghosts(len(kl_inputs[0])))
       programs.append(lambda: kl.lower(params, *kl_inputs, padded).compile())
+    if zero_cost_inputs is not None and self.zero_cost_names:
+      zc = self._function('zero_cost', _zero_cost, 3, 1)
+      programs.append(lambda: zc.lower(*zero_cost_inputs, padded).compile())
     return memory.needed_bytes(programs)
 
   def score(self, params, batches: Iterable[tuple[Any, Any]], masks: Any,
-            kl_inputs: tuple[Any, Any] | None = None) -> dict[str, np.ndarray]:
-    """accuracy, loss (and kl) per mask of a chunk, over all (images, labels) batches."""
+            kl_inputs: tuple[Any, Any] | None = None,
+            zero_cost_inputs: tuple[Any, Any, Any] | None = None) -> dict[str, np.ndarray]:
+    """accuracy, loss (and kl) per mask of a chunk, over all (images, labels) batches; and
+    the zero-cost scores from (initial params, images, labels)."""
     padded, n = self.pad(masks)
     correct = loss = 0.0
     count = 0
@@ -147,6 +181,9 @@ class Evaluator:
       images, reference = kl_inputs
       fn = self._function('kl', _kl, 3, self._ghosts(len(images)))
       out['kl'] = parallel.to_host(fn(params, images, reference, padded))[:n]
+    if zero_cost_inputs is not None and self.zero_cost_names:
+      fn = self._function('zero_cost', _zero_cost, 3, 1)
+      out.update({k: parallel.to_host(v)[:n] for k, v in fn(*zero_cost_inputs, padded).items()})
     return out
 
   def compilations(self) -> int:

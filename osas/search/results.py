@@ -12,6 +12,8 @@ from etils import epath
 import jax
 
 FIELDS = ('arch', 'accuracy', 'loss', 'kl', 'params', 'flops')
+# Scores written when config.search.zero_cost asks for them (osas.search.zero_cost.SCORES).
+OPTIONAL = ('synflow', 'naswot', 'jacob_cov', 'snip', 'grad_norm')
 
 
 def is_number(value: Any) -> bool:
@@ -43,7 +45,7 @@ def _problem(record: Any) -> str | None:
   if missing:
     return f"missing {', '.join(map(repr, missing))}"
   # A loss or KL that overflowed (inf/NaN) is kept; the report leaves it out of statistics.
-  for key in ('loss', 'kl'):
+  for key in ('loss', 'kl', *(k for k in OPTIONAL if k in record)):
     value = record[key]
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
       return f'{key!r} must be a number or null, not {value!r}'
@@ -103,7 +105,8 @@ def append(path: str, records: list[dict[str, Any]]) -> None:
     return
   file = epath.Path(path)
   file.parent.mkdir(parents=True, exist_ok=True)
-  text = ''.join(json.dumps({k: r[k] for k in FIELDS}) + '\n' for r in records)
+  keys = FIELDS + OPTIONAL
+  text = ''.join(json.dumps({k: r[k] for k in keys if k in r}) + '\n' for r in records)
   if not _is_local(path):
     file.write_text((file.read_text() if file.exists() else '') + text)
     return

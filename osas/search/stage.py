@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from absl import logging
+import jax
+import numpy as np
 
 from osas import checkpoints
 from osas import data
@@ -14,11 +16,15 @@ from osas import preemption
 from osas import space as space_lib
 from osas import workdir as workdir_lib
 from osas.models import ModelSpec
+from osas.models import Supernet
 from osas.models.cost import cost
+from osas.models.initialize import init_variables
 from osas.search import memory
+from osas.search import ranking
 from osas.search import results
 from osas.search import selection
 from osas.search import strategies
+from osas.search import zero_cost
 from osas.search.evaluator import NO_BATCH, Evaluator, resolve_mode
 
 
@@ -36,6 +42,20 @@ def check(config, mesh) -> None:
     raise ValueError(f'config.search.kl_examples={section.kl_examples} must be a multiple of '
                      f'config.supernet.ghost_batch_size={config.supernet.ghost_batch_size}')
   resolve_mode(section.evaluator)
+  unknown = sorted(set(section.zero_cost) - set(zero_cost.SCORES))
+  if unknown:
+    raise ValueError(f"config.search.zero_cost: unknown {unknown}; known: "
+                     f"{', '.join(zero_cost.SCORES)}")
+  for name in ranking.parse(section.rank_by):
+    if name in zero_cost.SCORES and name not in section.zero_cost:
+      raise ValueError(f'config.search.rank_by={section.rank_by!r} needs {name!r} in '
+                       f'config.search.zero_cost={tuple(section.zero_cost)}')
+    if name == 'kl' and not section.kl_examples:
+      raise ValueError(f'config.search.rank_by={section.rank_by!r} needs the KL score: '
+                       'config.search.kl_examples > 0')
+  if section.zero_cost and section.zero_cost_batch_size % mesh.devices.size:
+    raise ValueError(f'config.search.zero_cost_batch_size={section.zero_cost_batch_size} must '
+                     f'be a multiple of the {mesh.devices.size} devices')
   strategies.check(section, space_lib.from_config(config.space))
   for field in ('top_n', 'top_sample', 'small_n', 'random_n', 'buckets', 'per_bucket'):
     if config.select[field] < 0:
@@ -85,27 +105,46 @@ def run(config, workdir: str, mesh) -> None:
   groups = selection.select(records, config.select, config.seed + 4,
                             None if all_on is None else all_on.to_string())
   workdir_lib.write_json(workdir, 'search', 'selection.json',
-                         obj={'groups': groups, 'num_scored': len(records)})
+                         obj={'groups': groups, 'num_scored': len(records),
+                              'rank_by': section.rank_by})
   logging.info('search: selected %s', {k: len(v) for k, v in groups.items()})
 
 
 def _evaluator(config, space, spec, mesh, chunk_size: int) -> Evaluator:
   return Evaluator(space, spec, mesh, mode=config.search.evaluator, chunk_size=chunk_size,
-                   ghost_batch_size=config.supernet.ghost_batch_size)
+                   ghost_batch_size=config.supernet.ghost_batch_size,
+                   zero_cost_names=config.search.zero_cost)
 
 
-def _fitting_evaluator(config, space, spec, mesh, params, batch, kl_inputs,
+def _zero_cost_inputs(config, space, spec, mesh):
+  """(params, images, labels): a freshly initialised supernet (its own seed) and one batch
+  of training images, for the zero-cost scores; None when config.search.zero_cost is empty."""
+  section = config.search
+  if not section.zero_cost:
+    return None
+  train = data.get_split(config.data, 'train', global_batch_size=section.zero_cost_batch_size,
+                         train=False, seed=config.seed)
+  batch = parallel.global_batch(train.batch(0), mesh)
+  image = np.zeros((1,) + train.image_shape, np.float32)
+  variables = init_variables(Supernet(space, spec), jax.random.key(config.seed + 5), image,
+                             jax.tree.map(lambda x: x[None], space.all_on()))
+  params = parallel.put(variables['params'], parallel.replicated(mesh))
+  return params, batch['image'], batch['label']
+
+
+def _fitting_evaluator(config, space, spec, mesh, params, batch, kl_inputs, zero_cost_inputs,
                        candidates: int) -> Evaluator:
   """The evaluator for config.search.chunk_size (0: the largest that fits), memory checked."""
   limit = memory.agreed(0, memory.device_limit_bytes())[1]
-  needed_at = lambda m: memory.agreed(
-      _evaluator(config, space, spec, mesh, m).memory_bytes(params, batch, kl_inputs), limit)[0]
+  needed_at = lambda m: memory.agreed(_evaluator(config, space, spec, mesh, m).memory_bytes(
+      params, batch, kl_inputs, zero_cost_inputs), limit)[0]
   chunk_size = config.search.chunk_size
   if not chunk_size:
     chunk_size = memory.fitting_chunk_size(needed_at, limit, mesh.devices.size, candidates)
     logging.info('search: chunk size %d (config.search.chunk_size=0: what fits)', chunk_size)
   evaluator = _evaluator(config, space, spec, mesh, chunk_size)
-  needed = memory.agreed(evaluator.memory_bytes(params, batch, kl_inputs), limit)[0]
+  needed = memory.agreed(
+      evaluator.memory_bytes(params, batch, kl_inputs, zero_cost_inputs), limit)[0]
   memory.check(needed, limit, chunk_size=chunk_size, batch_size=config.search.batch_size)
   return evaluator
 
@@ -131,21 +170,21 @@ def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, m
     images = parallel.global_batch(train.batch(0)['image'], mesh)
     reference = _evaluator(config, space, spec, mesh, mesh.devices.size).reference(params, images)
     kl_inputs = (images, reference)
+  zero_cost_inputs = _zero_cost_inputs(config, space, spec, mesh)
   evaluator = _fitting_evaluator(config, space, spec, mesh, params, batches[0], kl_inputs,
-                                 len(todo))
+                                 zero_cost_inputs, len(todo))
   size = evaluator.chunk_size
   chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
   progress = metric_logs.Progress(len(chunks), examples_per_step=size,
                                   name='search', unit='candidates')
   for n, chunk in enumerate(chunks, 1):
-    scores = evaluator.score(params, batches, space.encode_batch(chunk), kl_inputs)
+    scores = evaluator.score(params, batches, space.encode_batch(chunk), kl_inputs,
+                             zero_cost_inputs)
     records = []
     for i, arch in enumerate(chunk):
       params_count, flops = cost(space, retrain_spec, arch, image_shape)
-      records.append({'arch': arch.to_string(), 'accuracy': float(scores['accuracy'][i]),
-                      'loss': float(scores['loss'][i]),
-                      'kl': float(scores['kl'][i]) if 'kl' in scores else None,
-                      'params': params_count, 'flops': flops})
+      records.append({'arch': arch.to_string(), 'kl': None, 'params': params_count,
+                      'flops': flops, **{k: float(v[i]) for k, v in scores.items()}})
     results.append(path, records)
     progress.update(n)
     if n < len(chunks):

@@ -1,0 +1,82 @@
+"""config.search.rank_by and the report's ranking table, against hand computations."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+
+from osas.report import rankings
+from osas.search import ranking
+
+RECORDS = [  # Hand-made: larger naswot and smaller loss are better.
+    {'arch': 'a', 'accuracy': 0.5, 'loss': 1.0, 'naswot': 3.0, 'params': 30, 'flops': 300},
+    {'arch': 'b', 'accuracy': 0.7, 'loss': 0.5, 'naswot': 1.0, 'params': 10, 'flops': 100},
+    {'arch': 'c', 'accuracy': 0.7, 'loss': 2.0, 'naswot': float('nan'), 'params': 20,
+     'flops': 200},
+    {'arch': 'd', 'accuracy': 0.1, 'loss': 3.0, 'naswot': 2.0, 'params': 40, 'flops': 400},
+]
+
+
+class RankByTest(parameterized.TestCase):
+
+  def test_parse(self):
+    self.assertEqual(ranking.parse('accuracy'), {'accuracy': 1.0})
+    self.assertEqual(ranking.parse(' naswot + synflow:2 + flops '),
+                     {'naswot': 1.0, 'synflow': 2.0, 'flops': 1.0})
+
+  @parameterized.parameters('acc', 'naswot+naswot', 'naswot:0', 'naswot:x', 'loss:-1', '')
+  def test_parse_refuses_naming_the_field(self, text):
+    with self.assertRaisesRegex(ValueError, 'config.search.rank_by'):
+      ranking.parse(text)
+
+  def test_one_score_turned_so_larger_is_better_nan_last(self):
+    np.testing.assert_array_equal(ranking.scores(RECORDS, 'loss'), [-1.0, -0.5, -2.0, -3.0])
+    np.testing.assert_array_equal(ranking.scores(RECORDS, 'naswot'), [3.0, 1.0, -np.inf, 2.0])
+
+  def test_mean_rank_by_hand(self):
+    # Ranks (1 = worst): naswot a 4, b 2, c 1, d 3; loss a 3, b 4, c 2, d 1; weights 2:1.
+    want = np.array([2 * 4 + 3, 2 * 2 + 4, 2 * 1 + 2, 2 * 3 + 1]) / (3 * 4)
+    np.testing.assert_allclose(ranking.scores(RECORDS, 'naswot:2+loss'), want)
+
+  def test_order_breaks_ties_by_smaller_model(self):
+    self.assertEqual(ranking.order(RECORDS, 'accuracy'), [1, 2, 0, 3])  # b, c tie: b smaller.
+
+
+class RankingTableTest(absltest.TestCase):
+
+  def test_statistics_by_hand(self):
+    true = [0.90, 0.70, 0.60, 0.95]  # Best to worst: d, a, b, c.
+    result = rankings.table(RECORDS, true, rank_by='naswot+loss', space_name='bender2018',
+                            seed=0, bootstrap=50)
+    rows = {r['name']: r for r in result['rows']}
+    self.assertEqual(result['optimum'], 0.95)
+    self.assertEqual(list(rows), ['accuracy', 'loss', 'naswot', 'naswot+loss', 'params',
+                                  'flops', 'random'])
+    # params orders d, a, c, b: concordant pairs 5, discordant 1 -> tau = 4/6.
+    self.assertAlmostEqual(rows['params']['kendall_tau_b'], 4 / 6)
+    self.assertAlmostEqual(rows['params']['spearman'], 0.8)
+    self.assertEqual(rows['params']['top1'], 0.95)
+    self.assertAlmostEqual(rows['params']['top10_mean'], np.mean(true))
+    # naswot orders a, d, b, c (c's NaN last): one discordant pair of six.
+    self.assertAlmostEqual(rows['naswot']['kendall_tau_b'], 4 / 6)
+    self.assertEqual(rows['naswot']['top1'], 0.90)
+    # loss orders b, a, c, d: 2 concordant, 4 discordant.
+    self.assertAlmostEqual(rows['loss']['kendall_tau_b'], -2 / 6)
+    self.assertFalse(rows['loss']['beats_params'])
+    low, high = rows['loss']['tau_ci95']
+    self.assertLessEqual(low, high)
+    self.assertEqual(rows['random']['kind'], 'baseline')
+
+  def test_precision_at_k_counts_ties_as_top(self):
+    self.assertEqual(rankings.precision_at_k([0.9, 0.5, 0.9, 0.1], ks=(2,)), {'2': 0.5})
+    self.assertEqual(rankings.precision_at_k([0.5, 0.5, 0.9], ks=(2,)), {'2': 1.0})
+
+  def test_nasbench201_conv_count_baseline(self):
+    records = [{'arch': '|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|', 'params': 1},
+               {'arch': '|none~0|+|nor_conv_3x3~0|none~1|', 'params': 1},
+               {'arch': '|none~0|+|none~0|none~1|', 'params': 1}]
+    got = rankings.baselines(records, 'nasbench201', np.random.default_rng(0))
+    np.testing.assert_array_equal(got['nor_conv_3x3 count'], [2, 1, 0])
+
+
+if __name__ == '__main__':
+  absltest.main()
