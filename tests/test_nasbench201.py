@@ -14,6 +14,7 @@ import numpy as np
 
 from osas import main
 from osas import models
+from osas import samplers
 from osas import space as space_lib
 from osas import workdir as workdir_lib
 from osas.models import ModelSpec, Standalone
@@ -121,17 +122,51 @@ class SpaceTest(parameterized.TestCase):
       strategies.check(section, space_lib.get_space('bender2018'))
 
 
+class IsomorphismTest(absltest.TestCase):
+
+  def test_the_benchmarks_6466_distinct_cells(self):
+    self.assertEqual(SPACE.num_classes, 6466)
+
+  def test_keys_by_hand(self):
+    key = SPACE.isomorphism_key
+    # A skip is its input; none is '#'; two cells that differ only in a dead end agree.
+    self.assertEqual(key(SPACE.parse('|skip_connect~0|+|none~0|nor_conv_3x3~1|+'
+                                     '|none~0|none~1|skip_connect~2|')),
+                     '#+#+#+(0)@nor_conv_3x3')  # node 2 = '#+(0)@nor_conv_3x3', skipped in.
+    a = SPACE.parse('|nor_conv_1x1~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|')
+    b = SPACE.parse('|avg_pool_3x3~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|')
+    self.assertEqual(key(a), key(b))  # Node 1 feeds nothing that reaches the output.
+    c = SPACE.parse('|nor_conv_1x1~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|')
+    self.assertNotEqual(key(a), key(c))
+
+  def test_uniform_class_sampler_draws_classes_evenly(self):
+    masks = samplers.get_sampler('uniform_class', SPACE)(jax.random.key(0), SPACE, 60000,
+                                                        1.0, None)
+    keys = collections.Counter(SPACE.isomorphism_key(a) for a in SPACE.decode_batch(masks))
+    self.assertGreater(len(keys), 6000)  # 60,000 draws of 6,466: nearly all seen.
+    counts = np.array(list(keys.values()))
+    # Uniform over classes: ~9.3 draws each, Poisson spread; uniform over the 15,625
+    # strings would give the largest classes hundreds.
+    self.assertLess(counts.max(), 40)
+    self.assertAlmostEqual(counts.mean(), 60000 / len(keys), delta=0.5)
+
+  def test_uniform_class_needs_classes(self):
+    with self.assertRaisesRegex(ValueError, "sampler='uniform_class'.*bender2018"):
+      samplers.get_sampler('uniform_class', space_lib.get_space('bender2018'))
+
+
 class PathDropoutTest(absltest.TestCase):
 
   def test_each_op_of_each_edge_drops_with_its_probability(self):
     ramp, rate, n = 0.8, 0.3, 40000
     ops = np.asarray(SPACE.drop_masks(jax.random.key(0), n, ramp=ramp, rate=rate).ops)
     self.assertEqual(ops.shape, (n, 6, 5))
-    p = ramp * rate ** (1 / 5)
+    np.testing.assert_array_equal(ops[..., 0], False)  # 'none' is no path: never on.
+    p = ramp * rate ** (1 / 4)  # k = 4 real ops per edge.
     se = math.sqrt(p * (1 - p) / n)
-    dropped = 1 - ops.mean(0)
+    dropped = 1 - ops[..., 1:].mean(0)
     self.assertLess(float(np.abs(dropped - p).max()), 4 * se, dropped)
-    # At ramp 1 all five ops of an edge drop together with probability rate.
+    # At ramp 1 all four real ops of an edge drop together with probability rate.
     ops = np.asarray(SPACE.drop_masks(jax.random.key(1), n, ramp=1.0, rate=rate).ops)
     whole = (~ops).all(-1).mean(0)
     self.assertLess(float(np.abs(whole - rate).max()),

@@ -80,9 +80,9 @@ def check(config, mesh) -> None:
   for field in ('num_steps', 'checkpoint_every', 'log_every'):
     if section[field] <= 0:
       raise ValueError(f'config.supernet.{field}={section[field]} must be positive')
-  space_lib.from_config(config.space)
+  space = space_lib.from_config(config.space)
   ModelSpec.from_config(config.model, num_classes=1)
-  samplers.get_sampler(section.sampler)
+  samplers.get_sampler(section.sampler, space)
   common.learning_rate(section, 'config.supernet')
   data.get_split(config.data, 'train', global_batch_size=section.batch_size, train=True,
                  seed=config.seed)
