@@ -27,16 +27,21 @@ def _cell(text: str) -> str:
   return text.replace('|', r'\|')  # Arch strings hold '|', a Markdown table's separator.
 
 
-def _table(rows: list[dict[str, Any]], accuracy_key: str) -> list[str]:
-  lines = [f'| Group | Retrained / selected | Params (stand-alone) | '
-           f'Stand-alone {accuracy_key} (%) | One-shot accuracy (%) |',
-           '|---|---:|---:|---:|---:|']
-  for row in rows:
-    lines.append(f"| {_cell(tables.group_label(row['group']))} | "
-                 f"{row['retrained']} / {row['selected']} | {_stat(row['params'], False)} | "
-                 f"{_stat(row['standalone_accuracy'], True)} | "
-                 f"{_stat(row['one_shot_accuracy'], True)} |")
-  return lines
+def _rows(header: str, align: str, rows) -> str:
+  """A Markdown table: the header, the alignment row, then one line per row's cells."""
+  return '\n'.join([header, align, *('| ' + ' | '.join(map(str, row)) + ' |' for row in rows)])
+
+
+def _table(rows: list[dict[str, Any]], accuracy_key: str) -> str:
+  header = '| Group | Retrained / selected | Params (stand-alone) | '
+  header += f'Stand-alone {accuracy_key} (%) | One-shot accuracy (%) |'
+  stats = ('params', 'standalone_accuracy', 'one_shot_accuracy')
+  cells = [
+      (_cell(tables.group_label(row['group'])), f"{row['retrained']} / {row['selected']}")
+      + tuple(_stat(row[k], k != 'params') for k in stats)
+      for row in rows
+  ]
+  return _rows(header, '|---|---:|---:|---:|---:|', cells)
 
 
 def _p(value: float | None) -> str:
@@ -48,88 +53,94 @@ def _p(value: float | None) -> str:
   return '=' + (f'{value:.2g}' if value >= 1e-3 else f'{value:.1e}')
 
 
-def _correlations(corrs: dict[str, dict[str, Any]]) -> list[str]:
-  lines = ['| Pair | n | Spearman ρ (p) | Kendall τ (p) |', '|---|---:|---:|---:|']
-  for corr in corrs.values():
-    pair = f"{corr['x']} vs {corr['y']}"
-    if corr['spearman'] is None:
-      lines.append(f"| {pair} | {corr['n']} | n/a: {corr['reason']} | n/a |")
-    else:
-      lines.append(f"| {pair} | {corr['n']} | {corr['spearman']:.3f} "
-                   f"(p{_p(corr['spearman_p'])}) | {corr['kendall']:.3f} "
-                   f"(p{_p(corr['kendall_p'])}) |")
-  return lines
+def _correlation(corr: dict[str, Any]) -> tuple[Any, ...]:
+  pair = f"{corr['x']} vs {corr['y']}"
+  if corr['spearman'] is None:
+    return pair, corr['n'], f"n/a: {corr['reason']}", 'n/a'
+  ranks = (f"{corr[k]:.3f} (p{_p(corr[k + '_p'])})" for k in ('spearman', 'kendall'))
+  return pair, corr['n'], *ranks
+
+
+def _correlations(corrs) -> str:
+  header = '| Pair | n | Spearman ρ (p) | Kendall τ (p) |'
+  return _rows(header, '|---|---:|---:|---:|', map(_correlation, corrs))
+
+
+def _params(best: dict[str, Any]) -> str:
+  return '' if best['params'] is None else f", {_count(best['params'])} params"
 
 
 def _best(summary: dict[str, Any]) -> list[str]:
-  key, lines = summary['accuracy_key'], []
-  best = summary['best_candidate']
-  if best:
+  lines = []
+  if best := summary['best_candidate']:
     kl = '' if best['kl'] is None else f", KL {best['kl']:.4g}"
-    params = '' if best['params'] is None else f", {_count(best['params'])} params"
-    lines.append(f"- Best candidate by one-shot accuracy: `{best['arch']}` "
-                 f"({100 * best['accuracy']:.2f}% one-shot{params}{kl})")
-  best = summary['best_retrained']
-  if best:
-    one_shot = ('' if best['one_shot_accuracy'] is None
-                else f", {100 * best['one_shot_accuracy']:.2f}% one-shot")
-    params = '' if best['params'] is None else f", {_count(best['params'])} params"
-    lines.append(f"- Best retrained by stand-alone {key}: `{best['arch']}` "
-                 f"(id {best['arch_id']}: {100 * best['accuracy']:.2f}%{params}{one_shot})")
+    lines.append(
+        f"- Best candidate by one-shot accuracy: `{best['arch']}` "
+        f"({100 * best['accuracy']:.2f}% one-shot{_params(best)}{kl})"
+    )
+  if best := summary['best_retrained']:
+    one_shot = best['one_shot_accuracy']
+    one_shot = '' if one_shot is None else f', {100 * one_shot:.2f}% one-shot'
+    lines.append(
+        f"- Best retrained by stand-alone {summary['accuracy_key']}: `{best['arch']}` "
+        f"(id {best['arch_id']}: {100 * best['accuracy']:.2f}%{_params(best)}{one_shot})"
+    )
   return lines or ['- None yet: nothing scored or retrained.']
 
 
 def _ground_truth(truth: dict[str, Any]) -> list[str]:
   """The one-shot ranking against the table: correlation, precision@k, picks vs random."""
-  def pct(value: float) -> str:
-    return f'{100 * value:.2f}'
-  top, rand = truth['one_shot_top'], truth['random']
-  first, n = truth['one_shot_top1'], truth['joined']
+  top, rand, first, n = (truth[k] for k in ('one_shot_top', 'random', 'one_shot_top1', 'joined'))
+  best_joined, best_table = truth['optimum_joined'], truth['optimum_table']
   precision = ', '.join(f'@{k} {p:.2f}' for k, p in truth['precision_at_k'].items())
-  rows = [
-      (f"One-shot top-1 `{first['arch']}`",
-       f"{pct(first['accuracy'])} (rank {first['rank']} of {n})"),
-      (f"One-shot top-{top['k']}: mean", pct(top['mean'])),
-      (f"One-shot top-{top['k']}: best", pct(top['best'])),
-      ('Random pick: mean (expected)', pct(rand['mean'])),
-      (f"Best of {rand['draws']} random picks (expected)", pct(rand['expected_best'])),
-      (f"Optimum of the scored set `{truth['optimum_joined']['arch']}`",
-       pct(truth['optimum_joined']['accuracy'])),
-      (f"Optimum of the table `{truth['optimum_table']['arch']}`",
-       pct(truth['optimum_table']['accuracy'])),
+  picks = [
+      (f"One-shot top-1 `{first['arch']}`", first['accuracy'], f" (rank {first['rank']} of {n})"),
+      (f"One-shot top-{top['k']}: mean", top['mean'], ''),
+      (f"One-shot top-{top['k']}: best", top['best'], ''),
+      ('Random pick: mean (expected)', rand['mean'], ''),
+      (f"Best of {rand['draws']} random picks (expected)", rand['expected_best'], ''),
+      (f"Optimum of the scored set `{best_joined['arch']}`", best_joined['accuracy'], ''),
+      (f"Optimum of the table `{best_table['arch']}`", best_table['accuracy'], ''),
   ]
-  return [f"{n} of {truth['scored']} scored candidates are in `{truth['file']}` "
-          f"({truth['table_size']} archs); true accuracy: its column "
-          f"`{truth['accuracy_column']}`; {truth['tie_break']}.", '',
-          *_correlations({'': truth['correlation']}), '',
-          '- Precision@k (share of the one-shot top-k in the true top-k of the scored set): '
-          + (precision or f'none: n = {n} is below the smallest k'), '',
-          f"| Pick | True {truth['accuracy_column']} (%) |", '|---|---:|',
-          *(f'| {_cell(pick)} | {value} |' for pick, value in rows)]
+  column = truth['accuracy_column']
+  picks = [(_cell(pick), f'{100 * value:.2f}{rank}') for pick, value, rank in picks]
+  return [
+      f"{n} of {truth['scored']} scored candidates are in `{truth['file']}` "
+      f"({truth['table_size']} archs); true accuracy: its column `{column}`; "
+      f"{truth['tie_break']}.",
+      _correlations([truth['correlation']]),
+      '- Precision@k (share of the one-shot top-k in the true top-k of the scored set): '
+      + (precision or f'none: n = {n} is below the smallest k'),
+      _rows(f'| Pick | True {column} (%) |', '|---|---:|', picks),
+  ]
 
 
 def render(summary: dict[str, Any]) -> str:
   """The whole page, from the summary.json object."""
-  counts = summary['counts']
-  lines = ['# One-shot architecture search report', '',
-           f"- Candidates scored: {counts['candidates_scored']} "
-           f"({counts['candidates_with_kl']} with a KL score)",
-           f"- Architectures selected: {counts['selected']} in {counts['groups']} groups; "
-           f"retrained: {counts['retrained']} ({counts['retrained_with_accuracy']} with a "
-           f"{summary['accuracy_key']}, {counts['retrained_with_one_shot']} with a one-shot "
-           'score)', '']
-  if summary['missing']:
-    lines += ['## Missing', '', *(f'- {note}' for note in summary['missing']), '']
-  lines += ['## Groups (Table 1)', '',
-            'Mean ± sample std. Params and stand-alone accuracy: over the retrained archs; '
-            'one-shot accuracy: over the selected archs that were scored.', '',
-            *_table(summary['table'], summary['accuracy_key']), '',
-            '## Rank correlations', '', *_correlations(summary['correlations']), '',
-            *(['## Ground truth', '', *_ground_truth(summary['ground_truth']), '']
-              if summary.get('ground_truth') else []),
-            '## Best architectures', '', *_best(summary), '', '## Figures', '']
+  counts, key, truth = summary['counts'], summary['accuracy_key'], summary.get('ground_truth')
+  missing = '\n'.join(f'- {note}' for note in summary['missing'])
+  sections = {  # Each section's paragraphs; empty ones are left out.
+      'Missing': [missing] if missing else [],
+      'Groups (Table 1)': [
+          'Mean ± sample std. Params and stand-alone accuracy: over the retrained archs; '
+          'one-shot accuracy: over the selected archs that were scored.',
+          _table(summary['table'], key),
+      ],
+      'Rank correlations': [_correlations(summary['correlations'].values())],
+      'Ground truth': _ground_truth(truth) if truth else [],
+      'Best architectures': ['\n'.join(_best(summary))],
+  }
   figures = summary['figures']
-  for name in figures['written']:
-    lines += [f'![{name}]({name})', '']  # A blank line apart: each its own paragraph.
-  lines += [f'- {name}: not drawn ({why})' for name, why in figures['skipped'].items()]
-  return '\n'.join(lines) + '\n'
+  blocks = [
+      '# One-shot architecture search report',
+      f"- Candidates scored: {counts['candidates_scored']} "
+      f"({counts['candidates_with_kl']} with a KL score)\n"
+      f"- Architectures selected: {counts['selected']} in {counts['groups']} groups; "
+      f"retrained: {counts['retrained']} ({counts['retrained_with_accuracy']} with a "
+      f"{key}, {counts['retrained_with_one_shot']} with a one-shot score)",
+      *('\n\n'.join([f'## {title}', *texts]) for title, texts in sections.items() if texts),
+      '## Figures',
+      *(f'![{name}]({name})' for name in figures['written']),  # Each its own paragraph.
+  ]
+  skipped = ''.join(f'- {name}: not drawn ({why})\n' for name, why in figures['skipped'].items())
+  return '\n\n'.join(blocks) + '\n\n' + skipped
