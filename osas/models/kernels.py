@@ -35,7 +35,7 @@ def _windows(xp: jax.Array, kh: int, kw: int):
   h, w = xp.shape[-3] - kh + 1, xp.shape[-2] - kw + 1
   for i in range(kh):
     for j in range(kw):
-      yield xp[..., i:i + h, j:j + w, :]
+      yield xp[..., i : i + h, j : j + w, :]
 
 
 def _acc_dtype(dtype) -> jnp.dtype:
@@ -47,8 +47,10 @@ def _shifted_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
   kh, kw, _ = kernel.shape
   acc = _acc_dtype(jnp.result_type(x, kernel))
   taps = kernel.astype(acc).reshape(kh * kw, -1)
-  out = sum(window.astype(acc) * taps[t]
-            for t, window in enumerate(_windows(_pad_hw(x, kh // 2, kw // 2), kh, kw)))
+  out = sum(
+      window.astype(acc) * taps[t]
+      for t, window in enumerate(_windows(_pad_hw(x, kh // 2, kw // 2), kh, kw))
+  )
   return out.astype(jnp.result_type(x, kernel))
 
 
@@ -75,22 +77,12 @@ def _shifted_kernel_grad(x: jax.Array, g: jax.Array, kh: int, kw: int) -> jax.Ar
   def body(total, chunk):
     xc, gc = chunk
     gc = gc.astype(acc)
-    taps = [jnp.sum(window.astype(acc) * gc, axis=(0, 1, 2))
-            for window in _windows(xc, kh, kw)]
+    taps = [jnp.sum(window.astype(acc) * gc, axis=(0, 1, 2)) for window in _windows(xc, kh, kw)]
     return total + jnp.stack(taps), None
 
   chunks = (xp.reshape(n // nb, nb, *xp.shape[1:]), g.reshape(n // nb, nb, h, w, c))
   total, _ = lax.scan(body, jnp.zeros((kh * kw, c), acc), chunks)
   return total.reshape(kh, kw, c)
-
-
-@jax.custom_vjp
-def _depthwise_shifted(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return _shifted_forward(x, kernel)
-
-
-def _depthwise_shifted_fwd(x, kernel):
-  return _shifted_forward(x, kernel), (x, kernel)
 
 
 def _depthwise_shifted_bwd(residuals, g):
@@ -103,15 +95,24 @@ def _depthwise_shifted_bwd(residuals, g):
   return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 
-_depthwise_shifted.defvjp(_depthwise_shifted_fwd, _depthwise_shifted_bwd)
+_depthwise_shifted = jax.custom_vjp(_shifted_forward)
+_depthwise_shifted.defvjp(lambda x, k: (_shifted_forward(x, k), (x, k)), _depthwise_shifted_bwd)
 
 
-def _depthwise_native(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  h, w, c = x.shape[-3:]
-  out = lax.conv_general_dilated(
-      x.reshape(-1, h, w, c), kernel[:, :, None, :], window_strides=(1, 1), padding='SAME',
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=c)
-  return out.reshape(*x.shape[:-1], out.shape[-1])
+def _conv(x: jax.Array, kernel: jax.Array, groups: int = 1) -> jax.Array:
+  return lax.conv_general_dilated(
+      x,
+      kernel,
+      (1, 1),
+      'SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+      feature_group_count=groups,
+  )
+
+
+def _check_odd(kernel: jax.Array) -> None:
+  if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+    raise ValueError(f'kernel height and width must be odd, got {kernel.shape[:2]}')
 
 
 def depthwise_conv(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
@@ -121,32 +122,20 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.A
   kernel taps (10-50x faster on XLA:CPU, forward and gradient); 'auto' picks per backend.
   """
   if kernel.ndim != 3 or kernel.shape[-1] != x.shape[-1] or x.ndim < 3:
-    raise ValueError(f'expected x [..., H, W, C] and kernel [kh, kw, C], got x {x.shape} '
-                     f'and kernel {kernel.shape}')
-  if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
-    raise ValueError(f'kernel height and width must be odd, got {kernel.shape[:2]}')
-  if resolve_impl(impl) == 'native':
-    return _depthwise_native(x, kernel)
-  return _depthwise_shifted(x, kernel)
-
-
-def _conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
-                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    raise ValueError(
+        f'expected x [..., H, W, C] and kernel [kh, kw, C], got x {x.shape} '
+        f'and kernel {kernel.shape}'
+    )
+  _check_odd(kernel)
+  if resolve_impl(impl) == 'shifted':
+    return _depthwise_shifted(x, kernel)
+  h, w, c = x.shape[-3:]
+  return _conv(x.reshape(-1, h, w, c), kernel[:, :, None, :], c).reshape(x.shape)
 
 
 def _columns(x: jax.Array, kh: int, kw: int) -> jax.Array:
   """im2col: [N, H, W, kh*kw*C], tap-major, matching kernel.reshape(kh*kw*C, features)."""
   return jnp.concatenate(list(_windows(_pad_hw(x, kh // 2, kw // 2), kh, kw)), axis=-1)
-
-
-@jax.custom_vjp
-def _conv_kxk(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return _conv(x, kernel)
-
-
-def _conv_kxk_fwd(x, kernel):
-  return _conv(x, kernel), (x, kernel)
 
 
 def _conv_kxk_bwd(residuals, g):
@@ -160,14 +149,15 @@ def _conv_kxk_bwd(residuals, g):
   return dx.astype(x.dtype), dk.reshape(kernel.shape).astype(kernel.dtype)
 
 
-_conv_kxk.defvjp(_conv_kxk_fwd, _conv_kxk_bwd)
+_conv_kxk = jax.custom_vjp(lambda x, kernel: _conv(x, kernel))
+_conv_kxk.defvjp(lambda x, k: (_conv(x, k), (x, k)), _conv_kxk_bwd)
 
 
 def _kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
   """Sum over all but the last axis of x[..., :, None] * g[..., None, :], as a 2-D matmul."""
   acc = _acc_dtype(jnp.result_type(x, g))
-  return lax.dot_general(x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]),
-                         (((0,), (0,)), ((), ())), preferred_element_type=acc)
+  x, g = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+  return jnp.tensordot(x, g, (0, 0), preferred_element_type=acc)
 
 
 def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -179,11 +169,12 @@ def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
   matmuls (forward 2-10x faster too) and larger ones get the kernel gradient as one.
   """
   if kernel.ndim != 4 or x.ndim < 3 or x.shape[-1] != kernel.shape[2]:
-    raise ValueError(f'expected x [..., H, W, Cin] and kernel [kh, kw, Cin, Cout], got x '
-                     f'{x.shape} and kernel {kernel.shape}')
+    raise ValueError(
+        f'expected x [..., H, W, Cin] and kernel [kh, kw, Cin, Cout], got x '
+        f'{x.shape} and kernel {kernel.shape}'
+    )
+  _check_odd(kernel)
   kh, kw, cin, _ = kernel.shape
-  if kh % 2 == 0 or kw % 2 == 0:
-    raise ValueError(f'kernel height and width must be odd, got {kernel.shape[:2]}')
   if kh == kw == 1:
     # Flattened to [N*H*W, Cin] so that autodiff's kernel gradient contracts one axis:
     # contracting several, XLA:CPU picks a matmul that wants x transposed and fuses x's
@@ -206,12 +197,13 @@ def _shift(x: jax.Array, axis: int, offset: int, fill) -> jax.Array:
   pads = [(0, 0)] * x.ndim
   pads[axis] = (max(-offset, 0), max(offset, 0))
   start = max(offset, 0)
-  return lax.slice_in_dim(jnp.pad(x, pads, constant_values=fill), start,
-                          start + x.shape[axis], axis=axis)
+  return lax.slice_in_dim(
+      jnp.pad(x, pads, constant_values=fill), start, start + x.shape[axis], axis=axis
+  )
 
 
 def _reduce3(x: jax.Array, axis: int, op, fill) -> jax.Array:
-  """op over the 3-wide 'SAME' window along `axis` (fill standing in for the padding)."""
+  """Applies op over the 3-wide 'SAME' window along `axis` (fill standing in for the padding)."""
   return functools.reduce(op, [_shift(x, axis, d, fill) for d in (-1, 0, 1)])
 
 
@@ -241,10 +233,6 @@ def max_pool3x3(x: jax.Array) -> jax.Array:
   return _max3(_max3(x, -3), -2)
 
 
-def _max_pool3x3_fwd(x):
-  return max_pool3x3(x), x
-
-
 def _max_pool3x3_bwd(x, g):
   # Recomputing the two cheap max passes beats keeping two activations per pool alive.
   rows = _max3(x, -3)
@@ -252,7 +240,7 @@ def _max_pool3x3_bwd(x, g):
   return (_max3_grad(x, rows, _max3_grad(rows, y, g, -2), -3),)
 
 
-max_pool3x3.defvjp(_max_pool3x3_fwd, _max_pool3x3_bwd)
+max_pool3x3.defvjp(lambda x: (max_pool3x3(x), x), _max_pool3x3_bwd)
 
 
 def _window_counts(n: int) -> np.ndarray:
