@@ -25,7 +25,7 @@ def _section(**overrides):
   fields = dict(learning_rate=0.1, batch_size=8, lr_reference_batch_size=4, num_steps=10,
                 lr_schedule='cosine', warmup_steps=0, momentum=0.9, nesterov=True,
                 ghost_batch_size=4, path_dropout_rate=0.5, weight_decay=0.01,
-                sampler='path_dropout')
+                sampler='path_dropout', bn_affine=True, ema_decay=0.0)
   fields.update(overrides)
   return ml_collections.ConfigDict(fields)
 
@@ -88,8 +88,8 @@ class SupernetStepTest(absltest.TestCase):
     params = init_variables(model, jax.random.key(1), images,
                             jax.tree.map(lambda x: x[None], space.all_on()))['params']
     tx = common.optimizer(section, 'config.supernet')
-    state = common.TrainState(step=jnp.array(3), params=params, opt_state=tx.init(params),
-                              key=jax.random.key(5))
+    state = supernet_train.SupernetState(step=jnp.array(3), params=params,
+                                         opt_state=tx.init(params), key=jax.random.key(5))
     mesh = parallel.make_mesh()
     step = jax.jit(functools.partial(
         supernet_train.train_step, model=model, tx=tx,
@@ -121,6 +121,55 @@ class SupernetStepTest(absltest.TestCase):
     moved = [float(jnp.abs(a - b).max()) for a, b in
              zip(jax.tree.leaves(new_state.params), jax.tree.leaves(params))]
     self.assertGreater(max(moved), 0.0)
+
+
+class SupernetOptionsTest(absltest.TestCase):
+  """config.supernet.bn_affine and ema_decay, one step against hand computation."""
+
+  def _step(self, section, ema):
+    space = SearchSpace()
+    model = Supernet(space, ModelSpec(num_classes=3, filters=2, num_stacks=1,
+                                      cells_per_stack=1, depthwise_impl='native'))
+    images = jax.random.normal(jax.random.key(0), (8, 4, 4, 1))
+    params = init_variables(model, jax.random.key(1), images,
+                            jax.tree.map(lambda x: x[None], space.all_on()))['params']
+    # Non-trivial BN affine parameters, so that "unchanged" is not "still at init".
+    params = jax.tree_util.tree_map_with_path(
+        lambda p, x: x + 0.5 if supernet_train.is_bn_affine(common.path_names(p)) else x,
+        params)
+    tx = common.optimizer(section, 'config.supernet')
+    state = supernet_train.SupernetState(
+        step=jnp.array(3), params=params, opt_state=tx.init(params), key=jax.random.key(5),
+        ema_params=params if ema else None)
+    step = functools.partial(
+        supernet_train.train_step, model=model, tx=tx,
+        sampler=samplers.get_sampler('path_dropout'), section=section,
+        masks_sharding=parallel.data_sharding(parallel.make_mesh()))
+    new, _ = jax.jit(step)(state, {'image': images, 'label': jnp.arange(8) % 3})
+    return params, new
+
+  def test_bn_affine_off_freezes_scale_and_shift_only(self):
+    params, new = self._step(_section(bn_affine=False), ema=False)
+    moved = {}
+    for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(params)[0],
+                            jax.tree.leaves(new.params)):
+      moved[common.path_names(path)] = float(jnp.abs(a - b).max())
+    frozen = {p: m for p, m in moved.items() if supernet_train.is_bn_affine(p)}
+    self.assertNotEmpty(frozen)
+    self.assertEqual(set(frozen.values()), {0.0})
+    self.assertGreater(moved[('net', 'classifier', 'bias')], 0.0)
+    self.assertGreater(moved[('net', 'classifier', 'kernel')], 0.0)
+    _, trained = self._step(_section(), ema=False)
+    self.assertGreater(float(jnp.abs(trained.params['net']['head_bn']['scale']
+                                     - params['net']['head_bn']['scale']).max()), 0.0)
+
+  def test_ema_by_hand(self):
+    params, new = self._step(_section(ema_decay=0.9), ema=True)
+    decay = min(0.9, (1 + 4) / (10 + 4))  # After the step, t = 4.
+    for e, p0, p1 in zip(jax.tree.leaves(new.ema_params), jax.tree.leaves(params),
+                         jax.tree.leaves(new.params)):
+      np.testing.assert_allclose(e, decay * p0 + (1 - decay) * p1, rtol=1e-5, atol=1e-7)
+    self.assertIs(supernet_train.weights(new), new.ema_params)
 
 
 if __name__ == '__main__':

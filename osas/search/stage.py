@@ -81,7 +81,7 @@ def _supernet_params(config, workdir: str, mesh):
     checkpointer.close()
   if restored is None:
     raise ValueError(f'search: {workdir}/supernet/checkpoints holds no checkpoint')
-  return restored[0].params, parts['train'].num_classes, parts['train'].image_shape
+  return supernet.weights(restored[0]), parts['train'].num_classes, parts['train'].image_shape
 
 
 def run(config, workdir: str, mesh) -> None:

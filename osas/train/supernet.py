@@ -26,9 +26,30 @@ from osas.train import common
 from osas.train.loop import Loop
 
 
-def train_step(state: common.TrainState, batch: dict[str, jax.Array], *, model: Supernet,
-               tx, sampler, section, masks_sharding) -> tuple[common.TrainState, Any]:
-  """One SGD step; each ghost batch draws its own mask from the state's key."""
+class SupernetState(common.TrainState):
+  """The supernet's training state, plus the moving average of its weights (if kept)."""
+  ema_params: Any = None
+
+
+def is_bn_affine(path: tuple[str, ...]) -> bool:
+  """A batch norm scale or shift (the classifier's bias is the only other 'bias')."""
+  return path[-1] in ('scale', 'bias') and 'classifier' not in path
+
+
+def weights(state: SupernetState) -> Any:
+  """The weights the one-shot model is judged with: their moving average where kept."""
+  return state.params if state.ema_params is None else state.ema_params
+
+
+def train_step(state: SupernetState, batch: dict[str, jax.Array], *, model: Supernet,
+               tx, sampler, section, masks_sharding) -> tuple[SupernetState, Any]:
+  """One SGD step; each ghost batch draws its own mask from the state's key.
+
+  With `section.bn_affine` off, batch norm scales and shifts get no gradient and stay at
+  1 and 0; with `section.ema_decay` the state keeps an exponential moving average of the
+  weights, its decay min(ema_decay, (1 + t) / (10 + t)) so early steps do not pin it to
+  the initialisation.
+  """
   num_ghosts = section.batch_size // section.ghost_batch_size
   ramp = jnp.minimum(state.step / section.num_steps, 1.0)
   masks = sampler(jax.random.fold_in(state.key, state.step), model.space, num_ghosts, ramp,
@@ -43,9 +64,17 @@ def train_step(state: common.TrainState, batch: dict[str, jax.Array], *, model: 
     return loss + 0.5 * section.weight_decay * l2, (logits, loss, l2)
 
   grads, (logits, loss, l2) = jax.grad(loss_fn, has_aux=True)(state.params)
+  if not section.bn_affine:
+    grads = jax.tree_util.tree_map_with_path(
+        lambda p, g: jnp.zeros_like(g) if is_bn_affine(common.path_names(p)) else g, grads)
   metrics = common.TrainMetrics.single_from_model_output(
       logits=logits, labels=batch['label'], loss=loss, l2=l2)
-  return common.apply_gradients(state, grads, tx), metrics
+  state = common.apply_gradients(state, grads, tx)
+  if state.ema_params is not None:
+    decay = jnp.minimum(section.ema_decay, (1.0 + state.step) / (10.0 + state.step))
+    state = state.replace(ema_params=jax.tree.map(
+        lambda e, p: decay * e + (1 - decay) * p, state.ema_params, state.params))
+  return state, metrics
 
 
 def probe_correct(params: Any, images: jax.Array, labels: jax.Array, probes, *,
@@ -74,6 +103,8 @@ def check(config, mesh) -> None:
   parallel.check_batch(section.batch_size, section.ghost_batch_size, mesh, 'config.supernet')
   parallel.check_batch(section.eval_batch_size, section.ghost_batch_size, mesh,
                        'config.supernet (eval_batch_size)')
+  if not 0 <= section.ema_decay < 1:
+    raise ValueError(f'config.supernet.ema_decay={section.ema_decay} must be in [0, 1) (0: off)')
   if not 0 < section.path_dropout_rate < 1:
     raise ValueError(f'config.supernet.path_dropout_rate={section.path_dropout_rate} must be '
                      'in (0, 1)')
@@ -113,14 +144,14 @@ def build(config, mesh) -> dict[str, Any]:
               probes=probes)
 
 
-def init_state(parts: dict[str, Any], config, mesh) -> common.TrainState:
+def init_state(parts: dict[str, Any], config, mesh) -> SupernetState:
   image = np.zeros((config.supernet.ghost_batch_size,) + parts['train'].image_shape, np.float32)
   variables = init_variables(parts['model'], jax.random.key(config.seed), image,
                              jax.tree.map(lambda x: x[None], parts['space'].all_on()))
   params = variables['params']
-  state = common.TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                            opt_state=parts['tx'].init(params),
-                            key=jax.random.key(config.seed + 2))
+  state = SupernetState(step=jnp.zeros((), jnp.int32), params=params,
+                        opt_state=parts['tx'].init(params), key=jax.random.key(config.seed + 2),
+                        ema_params=params if config.supernet.ema_decay else None)
   return parallel.put(state, parallel.replicated(mesh))
 
 
@@ -130,7 +161,7 @@ def evaluate_probes(state, parts, config, mesh) -> dict[str, float]:
   correct, count = 0, 0  # Summed on the devices: one transfer at the end.
   for batch in parts['valid'].eval_batches(remainder='drop'):
     arrays = parallel.global_batch({'image': batch['image'], 'label': batch['label']}, mesh)
-    correct = correct + parts['probes'](state.params, arrays['image'], arrays['label'], masks)
+    correct = correct + parts['probes'](weights(state), arrays['image'], arrays['label'], masks)
     count += arrays['label'].shape[0]
   if not count:
     raise ValueError('config.supernet.eval_batch_size is larger than the validation split')
