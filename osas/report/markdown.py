@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from osas.report import rankings
 from osas.report import tables
 
 
@@ -128,6 +129,12 @@ def render(summary: dict[str, Any]) -> str:
       ],
       'Rank correlations': [_correlations(summary['correlations'].values())],
       'Ground truth': _ground_truth(truth) if truth else [],
+      'Ground truth: every score and baseline': (
+          ['\n'.join(rankings.render(truth['rankings'], f"true `{truth['accuracy_column']}`"))]
+          if truth and truth['rankings']['rows'] else []),
+      'Scores against the retrained archs': (
+          ['\n'.join(rankings.render(summary['rankings'], f'stand-alone {key}'))]
+          if summary.get('rankings', {}).get('rows') else []),
       'Best architectures': ['\n'.join(_best(summary))],
   }
   figures = summary['figures']

@@ -122,7 +122,8 @@ def render(result: dict[str, Any], what: str) -> list[str]:
   k = '50' if any('50' in r['precision_at_k'] for r in result['rows']) else '10'
   lines = [f"{result['n']} candidates ranked against {what} (best {pct(result['optimum'])}%); "
            f"tau-b and rho with 95% bootstrap intervals ({result['bootstrap']} resamples); "
-           "'beats params': the interval's lower end is above the parameter count's tau.",
+           "'beats params': the interval's lower end is above the parameter count's tau; "
+           f"config.search.rank_by = `{result['rank_by']}`.",
            '',
            f'| ranking | kind | Kendall tau-b | Spearman rho | tau, true top 10% | '
            f'precision@{k} | top-1 % | top-10 mean % | beats params |',
