@@ -1,14 +1,9 @@
 """Stopping cleanly on SIGTERM: finish the step, save, flush, exit 0; the same command resumes.
 
-Spot and preemptible TPU VMs (and most schedulers) send SIGTERM some seconds before they
-take a machine. The handler only sets a flag; loops poll `requested()` at points where
-stopping loses nothing (after a step, a scored chunk, a retrained architecture), write
-what they have, and raise `Preempted`, which `osas.main` turns into a clean exit.
-
-On several hosts the signal may reach one process first. All processes must stop at the
-same step or the others wait forever in the next collective, so the flag is combined
-across processes (a tiny all-gather, in lockstep because every process polls at the
-same points; every 10th step, so a pod stops at most 10 steps after the signal).
+Spot and preemptible TPU VMs (and most schedulers) send SIGTERM some seconds before they take
+a machine. The handler only sets a flag; loops poll `requested()` where stopping loses nothing,
+save, and raise `Preempted`, which `osas.main` turns into a clean exit. The signal may reach
+one host first, so the flag is combined across processes: all stop at the same step.
 """
 
 from __future__ import annotations
@@ -47,16 +42,13 @@ def requested(poll: int = 0, every: int = 10) -> bool:
   On several processes only every `every`-th `poll` (a step or chunk number) asks the
   others: the all-gather waits for the device, which would stall the host each step.
   """
-  local = _requested.is_set()
   if jax.process_count() == 1:
-    return local
+    return _requested.is_set()
   if poll % every:
     return False
-  flags = multihost_utils.process_allgather(np.asarray(local, np.int32))
-  if np.any(flags):
+  if np.any(multihost_utils.process_allgather(np.asarray(_requested.is_set(), np.int32))):
     _requested.set()  # Later polls on this process agree without another signal.
-    return True
-  return False
+  return _requested.is_set()
 
 
 def stop_if_requested(where: str, poll: int = 0) -> None:
