@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -53,18 +53,14 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
   """Bilinear (antialiased when shrinking) resize of a uint8 HWC image."""
   if image.shape[:2] == (height, width):
     return image
-  channels = [np.ascontiguousarray(image[..., c])
-              for c in range(image.shape[-1])]
   # PIL resizes channels independently, so one 'L' image per channel gives the
   # same result as 'RGB' and works for any channel count.
-  return np.stack([
-      np.asarray(Image.fromarray(c).resize((width, height),
-                                           Image.Resampling.BILINEAR))
-      for c in channels], axis=-1)
+  channels = (Image.fromarray(np.ascontiguousarray(image[..., c])) for c in range(image.shape[-1]))
+  size = (width, height)
+  return np.stack([np.asarray(c.resize(size, Image.Resampling.BILINEAR)) for c in channels], -1)
 
 
-def pad_crop_flip(image: np.ndarray, draws: np.ndarray,
-                  image_size: int | None) -> np.ndarray:
+def pad_crop_flip(image: np.ndarray, draws: np.ndarray, image_size: int | None) -> np.ndarray:
   """Zero-pads by CIFAR_PAD, crops back to the input size, maybe flips.
 
   Zero padding (black borders in pixel space) as in the standard CIFAR ResNet
@@ -76,25 +72,23 @@ def pad_crop_flip(image: np.ndarray, draws: np.ndarray,
   # (top - pad, left - pad); copying the overlap avoids np.pad's overhead.
   dy, dx = (int(d * (2 * CIFAR_PAD + 1)) - CIFAR_PAD for d in draws[:2])
   out = np.zeros_like(image)
-  out[max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)] = (
-      image[max(0, dy):height + min(0, dy), max(0, dx):width + min(0, dx)])
+  out[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)] = image[
+      max(0, dy) : height + min(0, dy), max(0, dx) : width + min(0, dx)
+  ]
   return _maybe_flip(out, draws[2])
 
 
-def _crop_box(height: int, width: int,
-              draws: np.ndarray) -> tuple[int, int, int, int]:
+def _crop_box(height: int, width: int, draws: np.ndarray) -> tuple[int, int, int, int]:
   """(top, left, crop height, crop width) of an Inception-style crop."""
   for attempt in range(CROP_ATTEMPTS):
-    area_draw, aspect_draw, top_draw, left_draw = draws[4 * attempt:][:4]
-    area = height * width * (CROP_AREA[0] + area_draw * (CROP_AREA[1] -
-                                                        CROP_AREA[0]))
-    aspect = math.exp(CROP_LOG_ASPECT[0] + aspect_draw * (CROP_LOG_ASPECT[1] -
-                                                          CROP_LOG_ASPECT[0]))
+    area_draw, aspect_draw, top_draw, left_draw = draws[4 * attempt :][:4]
+    area = height * width * (CROP_AREA[0] + area_draw * (CROP_AREA[1] - CROP_AREA[0]))
+    aspect = math.exp(CROP_LOG_ASPECT[0] + aspect_draw * (CROP_LOG_ASPECT[1] - CROP_LOG_ASPECT[0]))
     crop_w = round(math.sqrt(area * aspect))
     crop_h = round(math.sqrt(area / aspect))
     if 0 < crop_w <= width and 0 < crop_h <= height:
-      return (int(top_draw * (height - crop_h + 1)),
-              int(left_draw * (width - crop_w + 1)), crop_h, crop_w)
+      top, left = int(top_draw * (height - crop_h + 1)), int(left_draw * (width - crop_w + 1))
+      return top, left, crop_h, crop_w
   # No luck (very elongated image): as torchvision, a centre crop with the
   # aspect ratio clamped to the allowed range.
   aspect = min(max(width / height, 3 / 4), 4 / 3)
@@ -103,10 +97,11 @@ def _crop_box(height: int, width: int,
   return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
 
 
-def random_resized_crop_flip(image: np.ndarray, draws: np.ndarray,
-                             image_size: int | None) -> np.ndarray:
+def random_resized_crop_flip(
+    image: np.ndarray, draws: np.ndarray, image_size: int | None
+) -> np.ndarray:
   top, left, crop_h, crop_w = _crop_box(*image.shape[:2], draws)
-  crop = image[top:top + crop_h, left:left + crop_w]
+  crop = image[top : top + crop_h, left : left + crop_w]
   return _maybe_flip(_resize(crop, image_size, image_size), draws[-1])
 
 
@@ -117,28 +112,22 @@ def resize_centre_crop(image: np.ndarray, image_size: int | None) -> np.ndarray:
   new_h = max(image_size, round(height * scale))
   new_w = max(image_size, round(width * scale))
   top, left = (new_h - image_size) // 2, (new_w - image_size) // 2
-  return _resize(image, new_h, new_w)[top:top + image_size,
-                                      left:left + image_size]
+  return _resize(image, new_h, new_w)[top : top + image_size, left : left + image_size]
 
 
-def _same_shape(shape: base.ImageShape, image_size: int | None
-                ) -> base.ImageShape:
-  del image_size  # Only 'imagenet' resizes.
-  return shape
-
-
-def _square_shape(shape: base.ImageShape, image_size: int | None
-                  ) -> base.ImageShape:
-  if (not isinstance(image_size, int) or isinstance(image_size, bool)
-      or image_size <= 0):
-    raise ValueError('config.data.image_size: augmentation \'imagenet\' needs '
-                     f'a positive int, got {image_size!r}')
+def _square_shape(shape: base.ImageShape, image_size: int | None) -> base.ImageShape:
+  if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size <= 0:
+    raise ValueError(
+        "config.data.image_size: augmentation 'imagenet' needs "
+        f'a positive int, got {image_size!r}'
+    )
   return image_size, image_size, shape[-1]
 
 
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
   """Maps a uint8 HWC image to its training or evaluation version."""
+
   # (image, draws [num_draws], image_size) -> image.
   train: Callable[[np.ndarray, np.ndarray, int | None], np.ndarray]
   # (image, image_size) -> image; deterministic.
@@ -147,13 +136,14 @@ class Augmentation:
   num_draws: int = 0
 
 
-def _unchanged(image: np.ndarray, *unused) -> np.ndarray:
-  return image
+def _unchanged(image_or_shape: Any, *unused) -> Any:
+  return image_or_shape  # Only 'imagenet' resizes.
 
 
 AUGMENTATIONS: dict[str, Augmentation] = {
-    'none': Augmentation(_unchanged, _unchanged, _same_shape),
-    'cifar': Augmentation(pad_crop_flip, _unchanged, _same_shape, num_draws=3),
-    'imagenet': Augmentation(random_resized_crop_flip, resize_centre_crop,
-                             _square_shape, num_draws=4 * CROP_ATTEMPTS + 1),
+    'none': Augmentation(_unchanged, _unchanged, _unchanged),
+    'cifar': Augmentation(pad_crop_flip, _unchanged, _unchanged, num_draws=3),
+    'imagenet': Augmentation(
+        random_resized_crop_flip, resize_centre_crop, _square_shape, num_draws=4 * CROP_ATTEMPTS + 1
+    ),
 }

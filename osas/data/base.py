@@ -35,8 +35,7 @@ class Records(abc.ABC):
     ...
 
   @abc.abstractmethod
-  def gather(self, indices: np.ndarray) -> tuple[Sequence[np.ndarray],
-                                                 np.ndarray]:
+  def gather(self, indices: np.ndarray) -> tuple[Sequence[np.ndarray], np.ndarray]:
     """Returns (uint8 HWC images, int labels) of the examples at `indices`."""
 
 
@@ -56,8 +55,7 @@ class ArrayRecords(Records):
 class Source(abc.ABC):
   """A dataset: named base splits ('train', 'test') plus metadata."""
 
-  def __init__(self, *, num_classes: int, image_shape: ImageShape,
-               stats: Stats):
+  def __init__(self, *, num_classes: int, image_shape: ImageShape, stats: Stats):
     self.num_classes = num_classes
     self.image_shape = image_shape
     self.mean, self.std = (np.asarray(s, np.float32) for s in stats)
@@ -74,9 +72,7 @@ class Source(abc.ABC):
 class ArraySource(Source):
   """A source whose base splits are loaded (lazily, once) into memory."""
 
-  def __init__(self, loaders: dict[str, Callable[[], tuple[np.ndarray,
-                                                           np.ndarray]]],
-               **kwargs):
+  def __init__(self, loaders: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]], **kwargs):
     super().__init__(**kwargs)
     self._loaders = loaders
     self._load = functools.cache(lambda base: self._loaders[base]())
@@ -87,8 +83,7 @@ class ArraySource(Source):
     return len(self._load(base)[1])
 
   def records(self, segments: Sequence[splits.Segment]) -> ArrayRecords:
-    parts = [tuple(a[s.start:s.stop] for a in self._load(s.base))
-             for s in segments]
+    parts = [tuple(a[s.start : s.stop] for a in self._load(s.base)) for s in segments]
     if len(parts) == 1:
       return ArrayRecords(*parts[0])  # Views: no copy of a big train set.
     return ArrayRecords(*(np.concatenate(a) for a in zip(*parts)))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from typing import Any, Callable
+import zipfile
 
 import numpy as np
 from sklearn import datasets as sk_datasets
@@ -27,9 +27,11 @@ def load_digits(data_config: Any) -> base.Source:
   labels = digits.target[order].astype(np.int32)
   cut = DIGITS_NUM_TRAIN
   return base.ArraySource(
-      {'train': lambda: (images[:cut], labels[:cut]),
-       'test': lambda: (images[cut:], labels[cut:])},
-      num_classes=10, image_shape=(8, 8, 1), stats=DIGITS_STATS)
+      {'train': lambda: (images[:cut], labels[:cut]), 'test': lambda: (images[cut:], labels[cut:])},
+      num_classes=10,
+      image_shape=(8, 8, 1),
+      stats=DIGITS_STATS,
+  )
 
 
 def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -44,21 +46,19 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f'{path}: not a readable .npz archive ({e})') from None
   for key in ('x', 'y'):
     if key not in arrays:
-      raise ValueError(f'{path}: has no array {key!r} (expected x: uint8 '
-                       '[N, H, W, C], y: int [N])')
+      raise ValueError(f'{path}: has no array {key!r} (expected x: uint8 [N, H, W, C], y: int [N])')
   x, y = arrays['x'], arrays['y']
   if x.dtype != np.uint8 or x.ndim != 4:
-    raise ValueError(f"{path}: 'x' must be a 4-D uint8 array [N, H, W, C] "
-                     f'(NHWC); got {x.dtype} with shape {x.shape}')
+    raise ValueError(
+        f"{path}: 'x' must be a 4-D uint8 array [N, H, W, C] "
+        f'(NHWC); got {x.dtype} with shape {x.shape}'
+    )
   if x.shape[1] <= 4 < x.shape[3]:
-    raise ValueError(f"{path}: 'x' of shape {x.shape} looks like NCHW; "
-                     'expected NHWC [N, H, W, C]')
+    raise ValueError(f"{path}: 'x' of shape {x.shape} looks like NCHW; expected NHWC [N, H, W, C]")
   if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-    raise ValueError(f"{path}: 'y' must be a 1-D integer array; got {y.dtype} "
-                     f'with shape {y.shape}')
+    raise ValueError(f"{path}: 'y' must be a 1-D integer array; got {y.dtype} with shape {y.shape}")
   if len(y) != len(x):
-    raise ValueError(f"{path}: 'y' has {len(y)} labels but 'x' has "
-                     f'{len(x)} images')
+    raise ValueError(f"{path}: 'y' has {len(y)} labels but 'x' has {len(x)} images")
   if len(y) and y.min() < 0:
     raise ValueError(f"{path}: 'y' has negative labels")
   return x, y.astype(np.int32)
@@ -70,9 +70,8 @@ def pixel_stats(images: np.ndarray, chunk: int = 4096) -> base.Stats:
   counts = np.zeros((num_channels, 256), np.int64)
   # Chunked so that no wide copy of a big train set is ever made.
   for i in range(0, len(images), chunk):
-    part = images[i:i + chunk].reshape(-1, num_channels)
-    counts += np.stack([np.bincount(part[:, c], minlength=256)
-                        for c in range(num_channels)])
+    part = images[i : i + chunk].reshape(-1, num_channels)
+    counts += np.stack([np.bincount(part[:, c], minlength=256) for c in range(num_channels)])
   values = np.arange(256.0)
   total = counts.sum(1)
   mean = counts @ values / total
@@ -95,23 +94,30 @@ def load_npz(data_config: Any) -> base.Source:
   name = data_config.get('name')
   stats = base.DATASET_STATS.get(name) or pixel_stats(x)
   if len(stats[0]) != x.shape[-1]:
-    raise ValueError(f'config.data.name: {name!r} has {len(stats[0])}-channel '
-                     f'statistics but {train_path} has {x.shape[-1]} channels')
+    raise ValueError(
+        f'config.data.name: {name!r} has {len(stats[0])}-channel '
+        f'statistics but {train_path} has {x.shape[-1]} channels'
+    )
 
   def load_test() -> tuple[np.ndarray, np.ndarray]:
     test_path = os.path.join(npz_dir, 'test.npz')
     test_x, test_y = _read_npz(test_path)
     if test_x.shape[1:] != x.shape[1:]:
-      raise ValueError(f'{test_path}: images are {test_x.shape[1:]} but '
-                       f'train.npz has {x.shape[1:]}')
+      raise ValueError(
+          f'{test_path}: images are {test_x.shape[1:]} but train.npz has {x.shape[1:]}'
+      )
     if len(test_y) and test_y.max() >= num_classes:
-      raise ValueError(f'{test_path}: label {test_y.max()} >= the '
-                       f'{num_classes} classes of train.npz')
+      raise ValueError(
+          f'{test_path}: label {test_y.max()} >= the {num_classes} classes of train.npz'
+      )
     return test_x, test_y
 
   return base.ArraySource(
-      {'train': lambda: (x, y), 'test': load_test}, num_classes=num_classes,
-      image_shape=x.shape[1:], stats=stats)
+      {'train': lambda: (x, y), 'test': load_test},
+      num_classes=num_classes,
+      image_shape=x.shape[1:],
+      stats=stats,
+  )
 
 
 SOURCES: dict[str, Callable[[Any], base.Source]] = {

@@ -59,7 +59,8 @@ class TfdsSource(base.Source):
       raise ValueError(
           f'config.data.tfds_data_dir: cannot read split {split!r} of '
           f'{self._builder.name!r} from {self._builder.data_dir} (prepare it '
-          f"with file_format='array_record'): {_first_line(e)}") from None
+          f"with file_format='array_record'): {_first_line(e)}"
+      ) from None
 
   def base_size(self, split: str) -> int:
     return len(self._open(split))
@@ -74,33 +75,31 @@ def load_tfds(data_config: Any) -> TfdsSource:
   """Opens TFDS dataset `data_config.name` (never downloads anything)."""
   # Imported here: it costs ~0.4 s and only this source needs it.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   name = data_config.get('name')
   if not name:
-    raise ValueError("config.data.name: a TFDS dataset name is required for "
-                     "source 'tfds'")
+    raise ValueError("config.data.name: a TFDS dataset name is required for source 'tfds'")
   try:
     builder = tfds.builder(name, data_dir=data_config.get('tfds_data_dir'))
   except tfds.core.registered.DatasetNotFoundError:
-    raise ValueError(f'config.data.name: unknown TFDS dataset {name!r}'
-                     ) from None
+    raise ValueError(f'config.data.name: unknown TFDS dataset {name!r}') from None
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'config.data.name: cannot open TFDS dataset {name!r}: '
-                     f'{_first_line(e)}') from None
+    raise ValueError(
+        f'config.data.name: cannot open TFDS dataset {name!r}: {_first_line(e)}'
+    ) from None
   features = builder.info.features
-  image, label = (features[k] if k in features.keys() else None
-                  for k in ('image', 'label'))
-  if not isinstance(image, tfds.features.Image) or not isinstance(
-      label, tfds.features.ClassLabel):
-    raise ValueError(f"config.data.name: {name!r} lacks an 'image' Image and "
-                     "a 'label' ClassLabel feature")
+  image, label = (features[k] if k in features.keys() else None for k in ('image', 'label'))
+  if not isinstance(image, tfds.features.Image) or not isinstance(label, tfds.features.ClassLabel):
+    raise ValueError(
+        f"config.data.name: {name!r} lacks an 'image' Image and a 'label' ClassLabel feature"
+    )
   if image.np_dtype != np.uint8:
-    raise ValueError(f'config.data.name: {name!r} has {image.np_dtype} '
-                     'images; only uint8 ones are supported')
+    raise ValueError(
+        f'config.data.name: {name!r} has {image.np_dtype} images; only uint8 ones are supported'
+    )
   shape = tuple(image.shape)
   stats = base.DATASET_STATS.get(builder.name)
   if stats is None:
-    logging.warning('No known statistics for %r: scaling pixels to [-1, 1].',
-                    builder.name)
+    logging.warning('No known statistics for %r: scaling pixels to [-1, 1].', builder.name)
     stats = ((127.5,) * shape[-1], (127.5,) * shape[-1])
-  return TfdsSource(builder, num_classes=label.num_classes, image_shape=shape,
-                    stats=stats)
+  return TfdsSource(builder, num_classes=label.num_classes, image_shape=shape, stats=stats)
