@@ -1,10 +1,8 @@
 """The evaluator's memory: XLA's estimate for a chunk size against what a device holds.
 
-The estimate comes from compiling the scoring programs ahead of their first call
-(`jit(...).lower(...).compile().memory_analysis()`); jit reuses that compilation, so the
-check costs no extra compile. On several processes every process takes the same decision
-(the largest need and the smallest limit of all of them), or they would part ways at the
-next collective.
+The estimate comes from compiling the scoring programs ahead of their first call, which jit
+then reuses: the check costs no extra compile. Every process takes the same decision (the
+largest need, the smallest limit), or they would part ways at the next collective.
 """
 
 from __future__ import annotations
@@ -36,15 +34,6 @@ def device_limit_bytes() -> int:
   return int(HOST_FRACTION * host) // jax.local_device_count()
 
 
-def program_bytes(compiled) -> int:
-  """Per-device bytes a compiled program needs at once (arguments, outputs, temporaries)."""
-  stats = compiled.memory_analysis()
-  if stats is None:  # A backend without estimates: nothing to check against.
-    return 0
-  return int(stats.argument_size_in_bytes + stats.output_size_in_bytes +
-             stats.temp_size_in_bytes - stats.alias_size_in_bytes)
-
-
 def agreed(needed: int, limit: int) -> tuple[int, int]:
   """(largest need, smallest limit) over all processes; every process must call it."""
   if jax.process_count() == 1:
@@ -59,12 +48,14 @@ def check(needed: int, limit: int, *, chunk_size: int, batch_size: int) -> None:
   if needed > limit:
     raise ValueError(
         f'config.search.chunk_size={chunk_size} with config.search.batch_size={batch_size} '
-        f'needs about {needed / _GIB:.2f} GiB per device (XLA\'s estimate), more than the '
-        f'{limit / _GIB:.2f} GiB a device has; lower either (chunk_size=0 picks what fits)')
+        f"needs about {needed / _GIB:.2f} GiB per device (XLA's estimate), more than the "
+        f'{limit / _GIB:.2f} GiB a device has; lower either (chunk_size=0 picks what fits)'
+    )
 
 
-def fitting_chunk_size(needed_at: Callable[[int], int], limit: int, devices: int,
-                       candidates: int) -> int:
+def fitting_chunk_size(
+    needed_at: Callable[[int], int], limit: int, devices: int, candidates: int
+) -> int:
   """The largest multiple of `devices` whose need fits AUTO_FRACTION of `limit`.
 
   At most AUTO_MAX_PER_DEVICE per device, and no more than `candidates` need (rounded up
@@ -87,5 +78,11 @@ def fitting_chunk_size(needed_at: Callable[[int], int], limit: int, devices: int
 
 
 def needed_bytes(compile_fns: list[Callable[[], Any]]) -> int:
-  """The largest need among programs, each compiled by one of `compile_fns`."""
-  return max((program_bytes(f()) for f in compile_fns), default=0)
+  """Per-device bytes the largest of the programs compiled by `compile_fns` needs at once."""
+  needs = [0]
+  for compile_fn in compile_fns:
+    stats = compile_fn().memory_analysis()
+    if stats is not None:  # A backend without estimates: nothing to check against.
+      sizes = (stats.argument_size_in_bytes, stats.output_size_in_bytes, stats.temp_size_in_bytes)
+      needs.append(sum(sizes) - stats.alias_size_in_bytes)
+  return int(max(needs))
