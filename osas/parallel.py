@@ -8,7 +8,9 @@ from typing import Any
 
 import jax
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
 
 DATA = 'data'
@@ -19,8 +21,10 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
   devices = jax.devices()
   if num_devices is not None:
     if not 0 < num_devices <= len(devices):
-      raise ValueError(f'config.num_devices={num_devices}: a mesh of {num_devices} devices '
-                       f'was asked for, {len(devices)} are present')
+      raise ValueError(
+          f'config.num_devices={num_devices}: a mesh of {num_devices} devices '
+          f'was asked for, {len(devices)} are present'
+      )
     devices = devices[:num_devices]
   return Mesh(np.asarray(devices), (DATA,))
 
@@ -67,18 +71,20 @@ def to_host(x: Any) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
-def check_batch(batch_size: int, ghost_batch_size: int | None, mesh: Mesh, field: str,
-                ghost_field: str = 'config.supernet.ghost_batch_size') -> None:
+def check_batch(batch_size: int, ghost_batch_size: int | None, mesh: Mesh, field: str) -> None:
   """Checks that a global batch splits evenly over devices and into ghost batches."""
   devices = mesh.devices.size
   if batch_size <= 0 or batch_size % devices:
-    raise ValueError(f'{field}.batch_size={batch_size} must be a positive multiple of the '
-                     f'{devices} devices')
+    raise ValueError(
+        f'{field}.batch_size={batch_size} must be a positive multiple of the {devices} devices'
+    )
   if ghost_batch_size is not None:
     per_device = batch_size // devices
     if ghost_batch_size <= 0 or per_device % ghost_batch_size:
-      raise ValueError(f'{ghost_field}={ghost_batch_size} must divide the per-device batch '
-                       f'({batch_size} / {devices} devices = {per_device}) of {field}')
+      raise ValueError(
+          f'config.supernet.ghost_batch_size={ghost_batch_size} must divide the per-device batch '
+          f'({batch_size} / {devices} devices = {per_device}) of {field}'
+      )
 
 
 def wait_for_coordinator(address: str, timeout_s: float) -> None:
@@ -97,7 +103,9 @@ def wait_for_coordinator(address: str, timeout_s: float) -> None:
         return
     except OSError as e:
       if time.monotonic() >= deadline:
-        raise ValueError(f'no coordinator answered at {address} within {timeout_s:g} s '
-                         f'(config.distributed_timeout_s): is process 0 running there? '
-                         f'({e.strerror or e})') from None
+        raise ValueError(
+            f'no coordinator answered at {address} within {timeout_s:g} s '
+            f'(config.distributed_timeout_s): is process 0 running there? '
+            f'({e.strerror or e})'
+        ) from None
       time.sleep(0.5)
