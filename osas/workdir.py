@@ -39,10 +39,7 @@ def write_atomic(file: str | epath.Path, data: str | bytes) -> None:
   file = epath.Path(file)
   file.parent.mkdir(parents=True, exist_ok=True)
   tmp = file.parent / (file.name + '.tmp')
-  if isinstance(data, bytes):
-    tmp.write_bytes(data)
-  else:
-    tmp.write_text(data)
+  tmp.write_bytes(data.encode() if isinstance(data, str) else data)  # UTF-8 whatever the locale.
   tmp.replace(file)  # Unlike rename, replaces an existing file on every backend.
 
 
@@ -70,5 +67,6 @@ def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
         raise ValueError(
             f'config.{field} differs from {path(workdir, "config.json")} '
             f'({json.dumps(_get(old, field))} there, {json.dumps(_get(new, field))} now); '
-            'use a new --workdir')
+            'use a new --workdir'
+        )
   write_json(workdir, 'config.json', obj=new)

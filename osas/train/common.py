@@ -1,6 +1,5 @@
 """What both trainers share: state, optimiser, loss, metrics, L2 selection."""
 
-
 from typing import Any
 
 from clu import metrics as clu_metrics
@@ -12,6 +11,7 @@ import optax
 
 class TrainState(flax.struct.PyTreeNode):
   """Everything a training run carries from step to step, as one pytree."""
+
   step: jax.Array
   params: Any
   opt_state: Any
@@ -36,8 +36,9 @@ _SCHEDULES = {
 def learning_rate(section, field: str) -> optax.Schedule:
   """Peak rate scaled linearly with the batch size, optional warm-up, then the decay."""
   if section.lr_schedule not in _SCHEDULES:
-    raise ValueError(f"{field}.lr_schedule: unknown {section.lr_schedule!r}; known: "
-                     f"{', '.join(_SCHEDULES)}")
+    raise ValueError(
+        f"{field}.lr_schedule: unknown {section.lr_schedule!r}; known: {', '.join(_SCHEDULES)}"
+    )
   peak = section.learning_rate * section.batch_size / section.lr_reference_batch_size
   warmup = section.get('warmup_steps', 0)
   decay = _SCHEDULES[section.lr_schedule](peak, max(section.num_steps - warmup, 1))
@@ -48,16 +49,22 @@ def learning_rate(section, field: str) -> optax.Schedule:
 
 def optimizer(section, field: str) -> optax.GradientTransformation:
   """SGD with Nesterov momentum (the paper's); L2 is part of the loss, not of optax."""
-  return optax.sgd(learning_rate(section, field), momentum=section.momentum,
-                   nesterov=section.nesterov)
+  return optax.sgd(
+      learning_rate(section, field), momentum=section.momentum, nesterov=section.nesterov
+  )
 
 
-def apply_gradients(state: TrainState, grads: Any, tx: optax.GradientTransformation,
-                    **replace: Any) -> TrainState:
+def apply_gradients(
+    state: TrainState, grads: Any, tx: optax.GradientTransformation, **replace: Any
+) -> TrainState:
   """The optimiser's update applied to params, step + 1, plus any other fields given."""
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                       opt_state=opt_state, **replace)
+  return state.replace(
+      step=state.step + 1,
+      params=optax.apply_updates(state.params, updates),
+      opt_state=opt_state,
+      **replace,
+  )
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
