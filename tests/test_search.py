@@ -161,6 +161,22 @@ class SelectionTest(absltest.TestCase):
       for arch in groups[f'bucket_{b}']:
         self.assertEqual(min(int(arch[1:]) // 25, 3), b)
 
+  def test_rank_by_turns_the_groups_around(self):
+    # loss = -accuracy order reversed: ranked by loss the best are the low-accuracy ones;
+    # a missing naswot ranks last whatever its accuracy.
+    records = [dict(arch=f'a{i}', accuracy=i / 100, loss=i / 10, naswot=float(i), params=5)
+               for i in range(100)]
+    records[0]['naswot'] = None
+    section = ml_collections.ConfigDict(dict(
+        top_n=10, top_sample=10, small_percentile=95, small_n=10, random_n=0,
+        include_all_on=False, buckets=0, per_bucket=0))
+    by_loss = selection.select(records, section, 0, None, 'loss')
+    self.assertCountEqual(by_loss['one_shot_top'], [f'a{i}' for i in range(10)])
+    self.assertCountEqual(by_loss['one_shot_small'], [f'a{i}' for i in range(5)])
+    by_mean = selection.select(records, section, 0, None, 'naswot+accuracy')
+    self.assertCountEqual(by_mean['one_shot_top'], [f'a{i}' for i in range(90, 100)])
+    self.assertNotIn('a0', by_mean['one_shot_small'])
+
 
 class SearchStageTest(parameterized.TestCase):
 

@@ -37,7 +37,7 @@ def check(config, mesh) -> None:
     raise ValueError(f'config.search.chunk_size={section.chunk_size} must be 0 (what fits) '
                      f'or a positive multiple of the {mesh.devices.size} devices')
   parallel.check_batch(section.batch_size, config.supernet.ghost_batch_size, mesh,
-                       'config.search')
+                       'config.search.batch_size')
   if section.kl_examples and section.kl_examples % config.supernet.ghost_batch_size:
     raise ValueError(f'config.search.kl_examples={section.kl_examples} must be a multiple of '
                      f'config.supernet.ghost_batch_size={config.supernet.ghost_batch_size}')
@@ -103,7 +103,7 @@ def run(config, workdir: str, mesh) -> None:
   records = results.read(path)
   all_on = space.all_on_arch()  # None where the space has no All-On arch.
   groups = selection.select(records, config.select, config.seed + 4,
-                            None if all_on is None else all_on.to_string())
+                            None if all_on is None else all_on.to_string(), section.rank_by)
   workdir_lib.write_json(workdir, 'search', 'selection.json',
                          obj={'groups': groups, 'num_scored': len(records),
                               'rank_by': section.rank_by})
