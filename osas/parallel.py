@@ -72,11 +72,14 @@ def to_host(x: Any) -> np.ndarray:
 
 
 def check_batch(batch_size: int, ghost_batch_size: int | None, mesh: Mesh, field: str) -> None:
-  """Checks that a global batch splits evenly over devices and into ghost batches."""
+  """Checks that a global batch splits evenly over devices and into ghost batches.
+
+  `field` names the batch size, e.g. 'config.retrain.eval_batch_size'.
+  """
   devices = mesh.devices.size
   if batch_size <= 0 or batch_size % devices:
     raise ValueError(
-        f'{field}.batch_size={batch_size} must be a positive multiple of the {devices} devices'
+        f'{field}={batch_size} must be a positive multiple of the {devices} devices'
     )
   if ghost_batch_size is not None:
     per_device = batch_size // devices

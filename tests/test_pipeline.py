@@ -108,9 +108,9 @@ class BadInputTest(parameterized.TestCase):
       devices = np.zeros(8)
 
     with self.assertRaisesRegex(ValueError, 'config.x.batch_size=12 must be a positive multiple'):
-      parallel.check_batch(12, 4, FakeMesh, 'config.x')
+      parallel.check_batch(12, 4, FakeMesh, 'config.x.batch_size')
     with self.assertRaisesRegex(ValueError, r'per-device batch \(32 / 8 devices = 4\)'):
-      parallel.check_batch(32, 8, FakeMesh, 'config.x')
+      parallel.check_batch(32, 8, FakeMesh, 'config.x.batch_size')
 
   def test_cli_prints_one_line_and_exits_non_zero(self):
     result = _cli(self.create_tempdir().full_path, '--config.model.filters=-3')

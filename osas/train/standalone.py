@@ -140,8 +140,8 @@ def _spec(config, num_classes: int) -> ModelSpec:
 def check(config, mesh) -> None:
   """Raises ValueError naming the field when the stage's config cannot work."""
   section = config.retrain
-  parallel.check_batch(section.batch_size, None, mesh, 'config.retrain')
-  parallel.check_batch(section.eval_batch_size, None, mesh, 'config.retrain (eval_batch_size)')
+  parallel.check_batch(section.batch_size, None, mesh, 'config.retrain.batch_size')
+  parallel.check_batch(section.eval_batch_size, None, mesh, 'config.retrain.eval_batch_size')
   for field in ('num_steps', 'checkpoint_every', 'log_every'):
     if section[field] <= 0:
       raise ValueError(f'config.retrain.{field}={section[field]} must be positive')

@@ -100,9 +100,9 @@ def probe_archs(space: space_lib.Space, seed: int, num_random: int) -> tuple[lis
 def check(config, mesh) -> None:
   """Raises ValueError naming the field when the stage's config cannot work."""
   section = config.supernet
-  parallel.check_batch(section.batch_size, section.ghost_batch_size, mesh, 'config.supernet')
+  parallel.check_batch(section.batch_size, section.ghost_batch_size, mesh, 'config.supernet.batch_size')
   parallel.check_batch(section.eval_batch_size, section.ghost_batch_size, mesh,
-                       'config.supernet (eval_batch_size)')
+                       'config.supernet.eval_batch_size')
   if not 0 <= section.ema_decay < 1:
     raise ValueError(f'config.supernet.ema_decay={section.ema_decay} must be in [0, 1) (0: off)')
   if not 0 < section.path_dropout_rate < 1:
