@@ -17,7 +17,10 @@ import jax
 import jax.numpy as jnp
 
 from osas import parallel
-from osas.models import ModelSpec, Standalone, Supernet, params_from_supernet
+from osas.models import ModelSpec
+from osas.models import Standalone
+from osas.models import Supernet
+from osas.models import params_from_supernet
 from osas.models.initialize import init_variables
 from osas.search.evaluator import Evaluator
 from osas.space import SearchSpace
@@ -47,23 +50,31 @@ def main():
   args = parser.parse_args()
 
   space = SearchSpace()
-  spec = ModelSpec(num_classes=10, filters=args.filters, num_stacks=args.stacks,
-                   cells_per_stack=args.cells)
+  spec = ModelSpec(
+      num_classes=10, filters=args.filters, num_stacks=args.stacks, cells_per_stack=args.cells
+  )
   mesh = parallel.make_mesh()
   images = jax.random.normal(jax.random.key(0), (args.batch, args.image_size, args.image_size, 3))
   labels = jnp.arange(args.batch) % 10
   ghosts = args.batch // args.ghost
-  params = init_variables(Supernet(space, spec), jax.random.key(1), images[:args.ghost],
-                          jax.tree.map(lambda x: x[None], space.all_on()))['params']
+  params = init_variables(
+      Supernet(space, spec),
+      jax.random.key(1),
+      images[: args.ghost],
+      jax.tree.map(lambda x: x[None], space.all_on()),
+  )['params']
   masks = space.sample_masks(jax.random.key(2), 4 * args.candidates)
-  chunks = [jax.tree.map(lambda x, i=i: x[i:i + args.chunk], masks)
-            for i in range(0, args.candidates, args.chunk)]
+  chunks = [
+      jax.tree.map(lambda x, i=i: x[i : i + args.chunk], masks)
+      for i in range(0, args.candidates, args.chunk)
+  ]
   work = args.candidates * args.batch  # Candidate-images per pass.
   rows = []
 
   def evaluator_rate(mode):
-    evaluator = Evaluator(space, spec, mesh, mode=mode, chunk_size=args.chunk,
-                          ghost_batch_size=args.ghost)
+    evaluator = Evaluator(
+        space, spec, mesh, mode=mode, chunk_size=args.chunk, ghost_batch_size=args.ghost
+    )
     score = lambda chunk: evaluator.score(params, [(images, labels)], chunk)['accuracy']
     compile_s = _timed(lambda: score(chunks[0]))
     seconds = _timed(lambda: [score(c) for c in chunks])
@@ -71,49 +82,65 @@ def main():
 
   _, vmap_score, compile_s, vmap_rate = evaluator_rate('vmap')
   rows.append(('(a) vmap evaluator', vmap_rate, compile_s))
-  forward = jax.jit(lambda p, x: Supernet(space, spec).apply({'params': p}, x, None,
-                                                             num_ghosts=ghosts))
+  forward = jax.jit(
+      lambda p, x: Supernet(space, spec).apply({'params': p}, x, None, num_ghosts=ghosts)
+  )
   compile_s = _timed(lambda: forward(params, images))
   seconds = _timed(lambda: [forward(params, images) for _ in range(args.candidates)])
   rows.append(('(b) forward, all paths on, no masks', work / seconds, compile_s))
-  single = jax.jit(lambda p, x, m: Supernet(space, spec).apply({'params': p}, x, m,
-                                                               num_ghosts=ghosts))
+  single = jax.jit(
+      lambda p, x, m: Supernet(space, spec).apply({'params': p}, x, m, num_ghosts=ghosts)
+  )
   one = lambda n: jax.tree.map(lambda x: x[n], masks)
   compile_s = _timed(lambda: single(params, images, one(0)))
   seconds = _timed(lambda: [single(params, images, one(n)) for n in range(args.candidates)])
   rows.append(('(c) Python loop, one jitted single-mask call each', work / seconds, compile_s))
   fresh_images = jax.random.normal(jax.random.key(3), (500,) + images.shape[1:])
   start = time.perf_counter()
-  for arch in space.decode_batch(jax.tree.map(lambda x: x[:args.fresh_models], masks)):
+  for arch in space.decode_batch(jax.tree.map(lambda x: x[: args.fresh_models], masks)):
     model = Standalone(arch, space, spec)
-    variables = {'params': params_from_supernet(params, arch),
-                 'batch_stats': init_variables(model, jax.random.key(0),
-                                               images[:1])['batch_stats']}
+    variables = {
+        'params': params_from_supernet(params, arch),
+        'batch_stats': init_variables(model, jax.random.key(0), images[:1])['batch_stats'],
+    }
     jax.block_until_ready(jax.jit(lambda v, x: model.apply(v, x))(variables, fresh_images))
-  rows.append(('(d) fresh compiled Standalone per candidate, 500 images',
-               args.fresh_models * 500 / (time.perf_counter() - start), float('nan')))
+  rows.append(
+      (
+          '(d) fresh compiled Standalone per candidate, 500 images',
+          args.fresh_models * 500 / (time.perf_counter() - start),
+          float('nan'),
+      )
+  )
   _, skip_score, compile_s, skip_rate = evaluator_rate('skip')
   rows.append(('(e) skip evaluator', skip_rate, compile_s))
 
-  print(f'jax {jax.__version__} on {jax.default_backend()}; {args.candidates} candidates, '
-        f'batch {args.batch} of {args.image_size}x{args.image_size}, ghost {args.ghost}, '
-        f'chunk {args.chunk}, F={args.filters}, {args.stacks}x{args.cells} cells')
+  print(
+      f'jax {jax.__version__} on {jax.default_backend()}; {args.candidates} candidates, '
+      f'batch {args.batch} of {args.image_size}x{args.image_size}, ghost {args.ghost}, '
+      f'chunk {args.chunk}, F={args.filters}, {args.stacks}x{args.cells} cells'
+  )
   print(f"{'':58s} {'cand-img/s':>11s} {'compile s':>10s}")
   for name, rate, compile_s in rows:
     print(f'{name:58s} {rate:11.0f} {compile_s:10.1f}')
   rate = dict((r[0][:3], r[1]) for r in rows)
   auto = max(rate['(a)'], rate['(e)'])
-  print(f"a/b {rate['(a)'] / rate['(b)']:.2f}  auto/c {auto / rate['(c)']:.2f}  "
-        f"auto/d {auto / rate['(d)']:.1f}  e/a {rate['(e)'] / rate['(a)']:.2f}")
+  print(
+      f"a/b {rate['(a)'] / rate['(b)']:.2f}  auto/c {auto / rate['(c)']:.2f}  "
+      f"auto/d {auto / rate['(d)']:.1f}  e/a {rate['(e)'] / rate['(a)']:.2f}"
+  )
 
   best = skip_score if rate['(e)'] >= rate['(a)'] else vmap_score
-  many = [jax.tree.map(lambda x, i=i: x[i:i + args.chunk], masks)
-          for i in range(0, 4 * args.candidates, args.chunk)]
+  many = [
+      jax.tree.map(lambda x, i=i: x[i : i + args.chunk], masks)
+      for i in range(0, 4 * args.candidates, args.chunk)
+  ]
   before = _peak_mb()
   t1 = _timed(lambda: [best(c) for c in chunks])
   t4 = _timed(lambda: [best(c) for c in many])
-  print(f'4x candidates: {t4 / t1:.2f}x the time (target 3.6-4.4); peak RSS '
-        f'{before:.0f} MB -> {_peak_mb():.0f} MB')
+  print(
+      f'4x candidates: {t4 / t1:.2f}x the time (target 3.6-4.4); peak RSS '
+      f'{before:.0f} MB -> {_peak_mb():.0f} MB'
+  )
 
 
 if __name__ == '__main__':

@@ -68,14 +68,17 @@ def _max_pool_autodiff(x):
 
 
 def _lax_conv(x, kernel):
-  return lax.conv_general_dilated(x, kernel, (1, 1), 'SAME',
-                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return lax.conv_general_dilated(
+      x, kernel, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
 
 
 def _in_scan(conv):
   """Two convs under lax.scan, as nn.scan runs the cells of a stack."""
+
   def run(x, kernels_):
     return lax.scan(lambda h, k: (jnp.tanh(conv(h, k)), None), x, kernels_)[0]
+
   return run
 
 
@@ -91,43 +94,100 @@ def main(argv):
   keys = jax.random.split(jax.random.PRNGKey(0), 4)
   x = jax.random.normal(keys[0], shape)
   cotangent = jax.random.normal(keys[1], shape)
-  print(f'backend={jax.default_backend()} devices={jax.devices()} cpus={os.cpu_count()} '
-        f'x={shape} float32, median of {_REPEATS.value}\n')
-  print('| op | reference | ours | ref fwd ms | ours fwd ms | fwd ratio '
-        '| ref fwd+grad ms | ours fwd+grad ms | fwd+grad ratio |')
+  print(
+      f'backend={jax.default_backend()} devices={jax.devices()} cpus={os.cpu_count()} '
+      f'x={shape} float32, median of {_REPEATS.value}\n'
+  )
+  print(
+      '| op | reference | ours | ref fwd ms | ours fwd ms | fwd ratio '
+      '| ref fwd+grad ms | ours fwd+grad ms | fwd+grad ratio |'
+  )
   print('|---|---|---|---:|---:|---:|---:|---:|---:|')
 
   def row(name, ref_name, ref_op, our_name, our_op, args, ct=cotangent):
     ref_f, ref_g = _fwd_and_grad_ms(ref_op, args, ct)
     our_f, our_g = _fwd_and_grad_ms(our_op, args, ct)
-    cells = [name, ref_name, our_name, f'{ref_f:.1f}', f'{our_f:.1f}', f'{ref_f / our_f:.1f}x',
-             f'{ref_g:.1f}', f'{our_g:.1f}', f'{ref_g / our_g:.1f}x']
+    cells = [
+        name,
+        ref_name,
+        our_name,
+        f'{ref_f:.1f}',
+        f'{our_f:.1f}',
+        f'{ref_f / our_f:.1f}x',
+        f'{ref_g:.1f}',
+        f'{our_g:.1f}',
+        f'{ref_g / our_g:.1f}x',
+    ]
     print('| ' + ' | '.join(cells) + ' |', flush=True)
 
   for k in (3, 5, 7):
     kernel = jax.random.normal(keys[2], (k, k, c))
     depthwise = lambda impl: lambda a, w: kernels.depthwise_conv(a, w, impl)
-    row(f'depthwise {k}x{k}', 'native', depthwise('native'), 'shifted', depthwise('shifted'),
-        (x, kernel))
-  row('max_pool3x3', 'reduce_window', _reference_max_pool, 'separable+vjp',
-      kernels.max_pool3x3, (x,))
-  row('max_pool3x3', 'separable autodiff', _max_pool_autodiff, 'separable+vjp',
-      kernels.max_pool3x3, (x,))
-  row('avg_pool3x3', 'reduce_window', _reference_avg_pool3x3, 'separable',
-      kernels.avg_pool3x3, (x,))
-  row('avg_pool2x2', 'reduce_window', _reference_avg_pool2x2, 'reshape-mean',
-      kernels.avg_pool2x2, (x,), cotangent[:, ::2, ::2])
+    row(
+        f'depthwise {k}x{k}',
+        'native',
+        depthwise('native'),
+        'shifted',
+        depthwise('shifted'),
+        (x, kernel),
+    )
+  row(
+      'max_pool3x3',
+      'reduce_window',
+      _reference_max_pool,
+      'separable+vjp',
+      kernels.max_pool3x3,
+      (x,),
+  )
+  row(
+      'max_pool3x3',
+      'separable autodiff',
+      _max_pool_autodiff,
+      'separable+vjp',
+      kernels.max_pool3x3,
+      (x,),
+  )
+  row(
+      'avg_pool3x3', 'reduce_window', _reference_avg_pool3x3, 'separable', kernels.avg_pool3x3, (x,)
+  )
+  row(
+      'avg_pool2x2',
+      'reduce_window',
+      _reference_avg_pool2x2,
+      'reshape-mean',
+      kernels.avg_pool2x2,
+      (x,),
+      cotangent[:, ::2, ::2],
+  )
   for k in (1, 3):
-    row(f'dense {k}x{k}', 'lax.conv', _lax_conv, 'conv2d', kernels.conv2d,
-        (x, jax.random.normal(keys[2], (k, k, c, c))))
+    row(
+        f'dense {k}x{k}',
+        'lax.conv',
+        _lax_conv,
+        'conv2d',
+        kernels.conv2d,
+        (x, jax.random.normal(keys[2], (k, k, c, c))),
+    )
   for k in (1, 3):
     stacked = 0.1 * jax.random.normal(keys[2], (2, k, k, c, c))
-    row(f'dense {k}x{k}, 2 in lax.scan', 'lax.conv', _in_scan(_lax_conv), 'conv2d',
-        _in_scan(kernels.conv2d), (x, stacked))
+    row(
+        f'dense {k}x{k}, 2 in lax.scan',
+        'lax.conv',
+        _in_scan(_lax_conv),
+        'conv2d',
+        _in_scan(kernels.conv2d),
+        (x, stacked),
+    )
   k1x7 = jax.random.normal(keys[2], (1, 7, c, c))
   k7x1 = jax.random.normal(keys[3], (7, 1, c, c))
-  row('dense 1x7+7x1', 'lax.conv', _pair(_lax_conv), 'conv2d', _pair(kernels.conv2d),
-      (x, k1x7, k7x1))
+  row(
+      'dense 1x7+7x1',
+      'lax.conv',
+      _pair(_lax_conv),
+      'conv2d',
+      _pair(kernels.conv2d),
+      (x, k1x7, k7x1),
+  )
 
 
 if __name__ == '__main__':

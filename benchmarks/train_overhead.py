@@ -26,7 +26,8 @@ import numpy as np
 
 from osas import parallel
 from osas import samplers
-from osas.models import ModelSpec, Supernet
+from osas.models import ModelSpec
+from osas.models import Supernet
 from osas.models.initialize import init_variables
 from osas.space import SearchSpace
 from osas.train import common
@@ -46,14 +47,27 @@ _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed calls before timing.')
 
 def _section(batch: int, ghost: int) -> ml_collections.ConfigDict:
   """The `config.supernet` fields that train_step reads (the paper's defaults)."""
-  return ml_collections.ConfigDict(dict(
-      sampler='path_dropout', num_steps=10_000, batch_size=batch, ghost_batch_size=ghost,
-      learning_rate=0.1, lr_reference_batch_size=1024, lr_schedule='cosine', warmup_steps=0,
-      momentum=0.9, nesterov=True, path_dropout_rate=0.1, weight_decay=1e-4))
+  return ml_collections.ConfigDict(
+      dict(
+          sampler='path_dropout',
+          num_steps=10_000,
+          batch_size=batch,
+          ghost_batch_size=ghost,
+          learning_rate=0.1,
+          lr_reference_batch_size=1024,
+          lr_schedule='cosine',
+          warmup_steps=0,
+          momentum=0.9,
+          nesterov=True,
+          path_dropout_rate=0.1,
+          weight_decay=1e-4,
+      )
+  )
 
 
-def all_on_step(state: common.TrainState, batch: dict[str, jax.Array], *, model: Supernet,
-                tx, section) -> tuple[common.TrainState, Any]:
+def all_on_step(
+    state: common.TrainState, batch: dict[str, jax.Array], *, model: Supernet, tx, section
+) -> tuple[common.TrainState, Any]:
   """The reference: train_step without masks (every path on, ungated) and with plain L2."""
   num_ghosts = section.batch_size // section.ghost_batch_size
 
@@ -65,7 +79,8 @@ def all_on_step(state: common.TrainState, batch: dict[str, jax.Array], *, model:
 
   grads, (logits, loss, l2) = jax.grad(loss_fn, has_aux=True)(state.params)
   metrics = common.TrainMetrics.single_from_model_output(
-      logits=logits, labels=batch['label'], loss=loss, l2=l2)
+      logits=logits, labels=batch['label'], loss=loss, l2=l2
+  )
   return common.apply_gradients(state, grads, tx), metrics
 
 
@@ -101,9 +116,13 @@ def main(argv):
   del argv
   batch_size, ghost = _BATCH.value, _GHOST.value
   space = SearchSpace()
-  spec = ModelSpec(num_classes=_CLASSES.value, filters=_FILTERS.value,
-                   num_stacks=_STACKS.value, cells_per_stack=_CELLS.value,
-                   depthwise_impl=_IMPL.value)
+  spec = ModelSpec(
+      num_classes=_CLASSES.value,
+      filters=_FILTERS.value,
+      num_stacks=_STACKS.value,
+      cells_per_stack=_CELLS.value,
+      depthwise_impl=_IMPL.value,
+  )
   model = Supernet(space, spec)
   section = _section(batch_size, ghost)
   mesh = parallel.make_mesh()
@@ -112,26 +131,40 @@ def main(argv):
   tx = common.optimizer(section, 'config.supernet')
 
   rng = np.random.default_rng(0)
-  batch = {'image': jnp.asarray(rng.normal(size=(batch_size, _SIZE.value, _SIZE.value, 3)),
-                                jnp.float32),
-           'label': jnp.asarray(rng.integers(0, _CLASSES.value, batch_size), jnp.int32)}
+  batch = {
+      'image': jnp.asarray(rng.normal(size=(batch_size, _SIZE.value, _SIZE.value, 3)), jnp.float32),
+      'label': jnp.asarray(rng.integers(0, _CLASSES.value, batch_size), jnp.int32),
+  }
   image = np.zeros((ghost, _SIZE.value, _SIZE.value, 3), np.float32)
   init_start = time.perf_counter()
-  params = init_variables(model, jax.random.key(0), image,
-                          jax.tree.map(lambda x: x[None], space.all_on()))['params']
+  params = init_variables(
+      model, jax.random.key(0), image, jax.tree.map(lambda x: x[None], space.all_on())
+  )['params']
   jax.block_until_ready(params)
   init_s = time.perf_counter() - init_start
   new_state = lambda: common.TrainState(
-      step=jnp.zeros((), jnp.int32), params=jax.tree.map(jnp.copy, params),
-      opt_state=tx.init(params), key=jax.random.key(2))
+      step=jnp.zeros((), jnp.int32),
+      params=jax.tree.map(jnp.copy, params),
+      opt_state=tx.init(params),
+      key=jax.random.key(2),
+  )
   num_ghosts = batch_size // ghost
   masks = sampler(jax.random.key(3), space, num_ghosts, 1.0, section)
 
-  one_shot = jax.jit(functools.partial(
-      supernet_train.train_step, model=model, tx=tx, sampler=sampler, section=section,
-      masks_sharding=parallel.data_sharding(mesh)), donate_argnums=0)
-  all_on = jax.jit(functools.partial(all_on_step, model=model, tx=tx, section=section),
-                   donate_argnums=0)
+  one_shot = jax.jit(
+      functools.partial(
+          supernet_train.train_step,
+          model=model,
+          tx=tx,
+          sampler=sampler,
+          section=section,
+          masks_sharding=parallel.data_sharding(mesh),
+      ),
+      donate_argnums=0,
+  )
+  all_on = jax.jit(
+      functools.partial(all_on_step, model=model, tx=tx, section=section), donate_argnums=0
+  )
   forward = jax.jit(lambda p, x, m: model.apply({'params': p}, x, m))
 
   rows = []
@@ -146,12 +179,14 @@ def main(argv):
   rows.append(('forward (Supernet.apply, masks)', forward_s, forward_compile))
 
   num_params = sum(x.size for x in jax.tree.leaves(params))
-  print(f'jax {jax.__version__}, backend {jax.default_backend()} '
-        f'({jax.device_count()} device(s)); batch {batch_size} of {_SIZE.value}x{_SIZE.value}x3, '
-        f'ghost batch {ghost}, F={spec.filters}, {spec.num_stacks} stacks x '
-        f'{spec.cells_per_stack} cells = {spec.num_stacks * spec.cells_per_stack} cells, '
-        f'depthwise {spec.depthwise_impl}, {num_params:,} parameters; median of '
-        f'{_REPEATS.value} after {_WARMUP.value} warm-up calls\n')
+  print(
+      f'jax {jax.__version__}, backend {jax.default_backend()} '
+      f'({jax.device_count()} device(s)); batch {batch_size} of {_SIZE.value}x{_SIZE.value}x3, '
+      f'ghost batch {ghost}, F={spec.filters}, {spec.num_stacks} stacks x '
+      f'{spec.cells_per_stack} cells = {spec.num_stacks * spec.cells_per_stack} cells, '
+      f'depthwise {spec.depthwise_impl}, {num_params:,} parameters; median of '
+      f'{_REPEATS.value} after {_WARMUP.value} warm-up calls\n'
+  )
   print('| measurement | median s/call | lower+compile s |')
   print('|---|---:|---:|')
   for name, seconds, compile_s in rows:

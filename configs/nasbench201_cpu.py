@@ -17,8 +17,20 @@ from osas import config_lib
 
 def get_config(arg=None):
   args = config_lib.parse_arg(
-      arg, cells=1, filters=16, steps=2000, candidates=1000, all=False,
-      sampler='path_dropout', lr=0.1, wd=1e-4, ema=0.0, affine=True, rank='accuracy', seed=0)
+      arg,
+      cells=1,
+      filters=16,
+      steps=2000,
+      candidates=1000,
+      all=False,
+      sampler='path_dropout',
+      lr=0.1,
+      wd=1e-4,
+      ema=0.0,
+      affine=True,
+      rank='accuracy',
+      seed=0,
+  )
   # Data, supernet and retrain sizes as in the bender2018 CPU study.
   config = cifar10_cpu.get_config(
       f"filters={args['filters']},steps={args['steps']},retrain_steps={args['steps']}"

@@ -49,6 +49,7 @@ class UsageError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Tpu:
   """Which TPU VM (and queued resource, of the same name) the commands act on."""
+
   name: str
   zone: str
   project: Optional[str] = None
@@ -56,21 +57,37 @@ class Tpu:
 
 def _gcloud(tpu: Tpu, command: str, positional: Sequence[str], *flags: str) -> Command:
   project = [f'--project={tpu.project}'] if tpu.project else []
-  return ['gcloud', 'compute', 'tpus', *command.split(), *positional, f'--zone={tpu.zone}',
-          *flags, *project]
+  return [
+      'gcloud',
+      'compute',
+      'tpus',
+      *command.split(),
+      *positional,
+      f'--zone={tpu.zone}',
+      *flags,
+      *project,
+  ]
 
 
 def default_runtime_version(accelerator_type: str) -> str:
   """The TPU software version Google recommends for JAX on this TPU generation."""
   generation = accelerator_type.split('-')[0]
   if generation not in RUNTIME_VERSIONS:
-    raise UsageError(f'no default runtime version for --accelerator-type={accelerator_type}; '
-                     'give --runtime-version (gcloud compute tpus tpu-vm versions list)')
+    raise UsageError(
+        f'no default runtime version for --accelerator-type={accelerator_type}; '
+        'give --runtime-version (gcloud compute tpus tpu-vm versions list)'
+    )
   return RUNTIME_VERSIONS[generation]
 
 
-def create(tpu: Tpu, accelerator_type: str, runtime_version: Optional[str] = None,
-           spot: bool = False, preemptible: bool = False, queued: bool = False) -> list[Command]:
+def create(
+    tpu: Tpu,
+    accelerator_type: str,
+    runtime_version: Optional[str] = None,
+    spot: bool = False,
+    preemptible: bool = False,
+    queued: bool = False,
+) -> list[Command]:
   """Creates the TPU VM directly, or as a queued resource that waits for capacity."""
   if spot and preemptible:
     raise UsageError('--spot and --preemptible exclude each other')
@@ -78,12 +95,28 @@ def create(tpu: Tpu, accelerator_type: str, runtime_version: Optional[str] = Non
   if queued:
     if preemptible:
       raise UsageError('queued resources take --spot, not --preemptible')
-    return [_gcloud(tpu, 'queued-resources create', [tpu.name], f'--node-id={tpu.name}',
-                    f'--accelerator-type={accelerator_type}', f'--runtime-version={version}',
-                    *(['--spot'] if spot else []))]
+    return [
+        _gcloud(
+            tpu,
+            'queued-resources create',
+            [tpu.name],
+            f'--node-id={tpu.name}',
+            f'--accelerator-type={accelerator_type}',
+            f'--runtime-version={version}',
+            *(['--spot'] if spot else []),
+        )
+    ]
   kind = ['--spot'] if spot else ['--preemptible'] if preemptible else []
-  return [_gcloud(tpu, 'tpu-vm create', [tpu.name], f'--accelerator-type={accelerator_type}',
-                  f'--version={version}', *kind)]
+  return [
+      _gcloud(
+          tpu,
+          'tpu-vm create',
+          [tpu.name],
+          f'--accelerator-type={accelerator_type}',
+          f'--version={version}',
+          *kind,
+      )
+  ]
 
 
 def status(tpu: Tpu, queued: bool = False) -> list[Command]:
@@ -105,14 +138,17 @@ def ssh(tpu: Tpu, worker: str = '0', command: Optional[str] = None) -> Command:
 def install_command() -> str:
   """Installs osas and JAX for TPUs in a Python 3.11 venv; together, so setup.py's jax pin holds."""
   venv_python = f'{REMOTE_VENV}/bin/python'
-  return (f'python3 -m pip install --user --upgrade uv && '
-          f'{UV} venv --allow-existing --python={PYTHON} {REMOTE_VENV} && '
-          # gcsfs: without TensorFlow, etils.epath (workdir, TFDS metadata) reads gs:// with it.
-          f'{UV} pip install --python {venv_python} -e {REMOTE_CODE} "jax[tpu]" gcsfs')
+  return (
+      f'python3 -m pip install --user --upgrade uv && '
+      f'{UV} venv --allow-existing --python={PYTHON} {REMOTE_VENV} && '
+      # gcsfs: without TensorFlow, etils.epath (workdir, TFDS metadata) reads gs:// with it.
+      f'{UV} pip install --python {venv_python} -e {REMOTE_CODE} "jax[tpu]" gcsfs'
+  )
 
 
-def setup(tpu: Tpu, source: str = ROOT, git: Optional[str] = None,
-          ref: Optional[str] = None) -> list[Command]:
+def setup(
+    tpu: Tpu, source: str = ROOT, git: Optional[str] = None, ref: Optional[str] = None
+) -> list[Command]:
   """Replaces ~/osas on every worker by the local code (or a git clone), then installs it."""
   if git:
     branch = [f'--branch={ref}'] if ref else []
@@ -125,20 +161,29 @@ def setup(tpu: Tpu, source: str = ROOT, git: Optional[str] = None,
     here = os.path.abspath(source) == os.getcwd()
     sources = [path if here else os.path.join(os.path.abspath(source), path) for path in CODE]
     # scp -r into an existing directory nests the sources in it, hence the empty one.
-    fetch = [ssh(tpu, 'all', f'rm -rf {REMOTE_CODE} && mkdir {REMOTE_CODE}'),
-             _gcloud(tpu, 'tpu-vm scp', [*sources, f'{tpu.name}:{CODE_DIR}'],
-                     '--worker=all', '--recurse')]
+    fetch = [
+        ssh(tpu, 'all', f'rm -rf {REMOTE_CODE} && mkdir {REMOTE_CODE}'),
+        _gcloud(
+            tpu, 'tpu-vm scp', [*sources, f'{tpu.name}:{CODE_DIR}'], '--worker=all', '--recurse'
+        ),
+    ]
   return fetch + [ssh(tpu, 'all', install_command())]
 
 
 def check_workdir(workdir: str) -> None:
   if not re.match(r'gs://[^/]+', workdir):
-    raise UsageError(f'--workdir={workdir} must be a gs:// path: all hosts of a pod must share '
-                     'one workdir, and it must outlive the TPU VM to resume after a preemption')
+    raise UsageError(
+        f'--workdir={workdir} must be a gs:// path: all hosts of a pod must share '
+        'one workdir, and it must outlive the TPU VM to resume after a preemption'
+    )
 
 
-def run_command(workdir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[str] = (),
-                tfds_data_dir: Optional[str] = None) -> str:
+def run_command(
+    workdir: str,
+    config: str = DEFAULT_CONFIG,
+    overrides: Sequence[str] = (),
+    tfds_data_dir: Optional[str] = None,
+) -> str:
   """The shell line each worker runs: osas in the background, detached from the SSH session."""
   check_workdir(workdir)
   env = f'TFDS_DATA_DIR={shlex.quote(tfds_data_dir)} ' if tfds_data_dir else ''
@@ -146,12 +191,19 @@ def run_command(workdir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[
   # Appending keeps the log of the runs before a resume. The braces background only the
   # redirected command: `cd && cmd &` would background a subshell that holds the SSH
   # session's stdout open, and gcloud would wait for the whole run.
-  return (f'cd {REMOTE_CODE} && {{ {env}nohup {REMOTE_VENV}/bin/python -m osas.main {main} '
-          f'>> {REMOTE_LOG} 2>&1 < /dev/null & }}')
+  return (
+      f'cd {REMOTE_CODE} && {{ {env}nohup {REMOTE_VENV}/bin/python -m osas.main {main} '
+      f'>> {REMOTE_LOG} 2>&1 < /dev/null & }}'
+  )
 
 
-def run(tpu: Tpu, workdir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[str] = (),
-        tfds_data_dir: Optional[str] = None) -> list[Command]:
+def run(
+    tpu: Tpu,
+    workdir: str,
+    config: str = DEFAULT_CONFIG,
+    overrides: Sequence[str] = (),
+    tfds_data_dir: Optional[str] = None,
+) -> list[Command]:
   """Starts the same osas command on all workers; jax.distributed joins them."""
   return [ssh(tpu, 'all', run_command(workdir, config, overrides, tfds_data_dir))]
 
@@ -169,8 +221,9 @@ def check_overrides(extra: Sequence[str]) -> list[str]:
   """Arguments left over by argparse must be osas config overrides, --config.FIELD=VALUE."""
   for arg in extra:
     if not re.fullmatch(r'--config\.[\w.]+=.*', arg, re.DOTALL):
-      raise UsageError(f'unexpected argument {arg!r} (osas config overrides are '
-                       '--config.FIELD=VALUE)')
+      raise UsageError(
+          f'unexpected argument {arg!r} (osas config overrides are ' '--config.FIELD=VALUE)'
+      )
   return list(extra)
 
 
@@ -186,11 +239,17 @@ def _parser() -> argparse.ArgumentParser:
   common.add_argument('--name', required=True, help='TPU VM (and queued resource) name.')
   common.add_argument('--zone', required=True, help='e.g. us-central2-b.')
   common.add_argument('--project', help="Default: gcloud's core/project.")
-  common.add_argument('--dry-run', action='store_true',
-                      help='Print the gcloud commands, one per line, instead of running them.')
+  common.add_argument(
+      '--dry-run',
+      action='store_true',
+      help='Print the gcloud commands, one per line, instead of running them.',
+  )
   queued = _Parser(add_help=False)
-  queued.add_argument('--queued', action='store_true',
-                      help='The TPU VM was (or is to be) created through a queued resource.')
+  queued.add_argument(
+      '--queued',
+      action='store_true',
+      help='The TPU VM was (or is to be) created through a queued resource.',
+  )
   worker = _Parser(add_help=False)
   worker.add_argument('--worker', default='0', help='Worker index (default 0) or "all".')
 
@@ -198,29 +257,35 @@ def _parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest='step', required=True)
   p = sub.add_parser('create', parents=[common, queued], help='Create the TPU VM.')
   p.add_argument('--accelerator-type', required=True, help='e.g. v4-32, v5p-64, v6e-16.')
-  p.add_argument('--runtime-version',
-                 help='TPU software version; default: the one for JAX on this generation.')
+  p.add_argument(
+      '--runtime-version', help='TPU software version; default: the one for JAX on this generation.'
+  )
   kind = p.add_mutually_exclusive_group()
   kind.add_argument('--spot', action='store_true', help='Spot VM: cheap, may be preempted.')
-  kind.add_argument('--preemptible', action='store_true',
-                    help='Preemptible VM (not with --queued).')
-  p = sub.add_parser('setup', parents=[common],
-                     help='Copy the code to ~/osas on all workers and install it there.')
+  kind.add_argument(
+      '--preemptible', action='store_true', help='Preemptible VM (not with --queued).'
+  )
+  p = sub.add_parser(
+      'setup', parents=[common], help='Copy the code to ~/osas on all workers and install it there.'
+  )
   origin = p.add_mutually_exclusive_group()
   origin.add_argument('--source', default=ROOT, help='Local checkout to copy (default: this one).')
   origin.add_argument('--git', help='Clone this repository on the workers instead of copying.')
   p.add_argument('--ref', help='Branch or tag to clone (with --git).')
   p = sub.add_parser(
-      'run', parents=[common],
+      'run',
+      parents=[common],
       help='Start osas on all workers, detached; rerun it after a preemption to resume.',
       description='Starts `python -m osas.main --config=CONFIG --workdir=WORKDIR '
       '[--config.FIELD=VALUE ...]` on every worker in the background (log: ~/osas.log). '
       'osas resumes from its workdir, so after a preemption recreate the TPU VM, set it up '
-      'and rerun the same command.')
+      'and rerun the same command.',
+  )
   p.add_argument('--workdir', required=True, help='gs://BUCKET/DIR, shared by all workers.')
   p.add_argument('--config', default=DEFAULT_CONFIG, help=f'Default: {DEFAULT_CONFIG}.')
-  p.add_argument('--tfds-data-dir',
-                 help='Exported as TFDS_DATA_DIR, e.g. gs://BUCKET/tensorflow_datasets.')
+  p.add_argument(
+      '--tfds-data-dir', help='Exported as TFDS_DATA_DIR, e.g. gs://BUCKET/tensorflow_datasets.'
+  )
   sub.add_parser('logs', parents=[common, worker], help="Follow a worker's ~/osas.log.")
   p = sub.add_parser('ssh', parents=[common, worker], help='Open a shell or run --command.')
   p.add_argument('--command', help='Run this instead of an interactive shell.')
@@ -237,11 +302,13 @@ def plan(argv: Sequence[str]) -> tuple[list[Command], bool]:
     raise UsageError(f'unrecognized arguments: {" ".join(extra)}')
   tpu = Tpu(args.name, args.zone, args.project)
   steps = {
-      'create': lambda: create(tpu, args.accelerator_type, args.runtime_version, args.spot,
-                               args.preemptible, args.queued),
+      'create': lambda: create(
+          tpu, args.accelerator_type, args.runtime_version, args.spot, args.preemptible, args.queued
+      ),
       'setup': lambda: setup(tpu, args.source, args.git, args.ref),
-      'run': lambda: run(tpu, args.workdir, args.config, check_overrides(extra),
-                         args.tfds_data_dir),
+      'run': lambda: run(
+          tpu, args.workdir, args.config, check_overrides(extra), args.tfds_data_dir
+      ),
       'logs': lambda: logs(tpu, args.worker),
       'ssh': lambda: [ssh(tpu, args.worker, args.command)],
       'status': lambda: status(tpu, args.queued),

@@ -51,13 +51,16 @@ def _fingerprints(tree: PyTree) -> dict[str, list[Any]]:
   paths, leaves = [], []
   for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
     if isinstance(leaf, (jax.Array, np.ndarray)) and any(
-        jnp.issubdtype(leaf.dtype, kind) for kind in _FINGERPRINTED_KINDS):
+        jnp.issubdtype(leaf.dtype, kind) for kind in _FINGERPRINTED_KINDS
+    ):
       paths.append(jax.tree_util.keystr(path))
       leaves.append(leaf)
   values = _fingerprint_leaves(leaves)
   # The values are replicated: every process reads the same number from its own copy.
-  return {path: [str(leaf.dtype), int(np.asarray(value.addressable_data(0)))]
-          for path, leaf, value in zip(paths, leaves, values)}
+  return {
+      path: [str(leaf.dtype), int(np.asarray(value.addressable_data(0)))]
+      for path, leaf, value in zip(paths, leaves, values)
+  }
 
 
 def _mismatch(state: PyTree, saved: dict[str, list[Any]]) -> str | None:
@@ -99,12 +102,15 @@ class Checkpointer:
     # Orbax's default policy also saves the first step of a run; only multiples of the
     # interval are saved here. Preemption is osas.preemption's: the loop saves with force.
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True,
-        save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(save_interval_steps))
+        max_to_keep=max_to_keep,
+        create=True,
+        save_decision_policy=ocp.checkpoint_managers.FixedIntervalPolicy(save_interval_steps),
+    )
     # An explicit handler: without one orbax infers the layout from the newest step
     # directory, and an empty (damaged) one makes it refuse every later save and restore.
     self._manager = ocp.CheckpointManager(
-        self._directory, options=options, item_handlers=ocp.StandardCheckpointHandler())
+        self._directory, options=options, item_handlers=ocp.StandardCheckpointHandler()
+    )
     self._damaged = []  # Steps newer than the one restored that did not restore.
 
   @property
@@ -119,8 +125,9 @@ class Checkpointer:
     if not force and not self._manager.should_save(step):
       return False  # Before fingerprinting: the training loop calls this every step.
     metadata = {_FINGERPRINTS: _fingerprints(state)}
-    return self._manager.save(step, args=ocp.args.StandardSave(state, custom_metadata=metadata),
-                              force=force)
+    return self._manager.save(
+        step, args=ocp.args.StandardSave(state, custom_metadata=metadata), force=force
+    )
 
   def restore_latest(self, target: PyTree) -> tuple[PyTree, int] | None:
     """(state, step) of the newest checkpoint that restores; None when there is none.
@@ -148,12 +155,18 @@ class Checkpointer:
         if reason is None:
           self._damaged = failed
           return state, step
-      logging.warning('Checkpoint of step %d in %s does not restore, trying an older one: %s',
-                      step, self._directory, reason)
+      logging.warning(
+          'Checkpoint of step %d in %s does not restore, trying an older one: %s',
+          step,
+          self._directory,
+          reason,
+      )
       failed.append(step)
     if steps:
-      raise RuntimeError(f'None of the checkpoints in {self._directory} (steps {steps}) '
-                         'restores; see the warnings above for each step\'s error')
+      raise RuntimeError(
+          f'None of the checkpoints in {self._directory} (steps {steps}) '
+          "restores; see the warnings above for each step's error"
+      )
     return None
 
   def _read(self, step: int, target: PyTree) -> tuple[PyTree, dict[str, list[Any]]]:

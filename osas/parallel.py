@@ -78,9 +78,7 @@ def check_batch(batch_size: int, ghost_batch_size: int | None, mesh: Mesh, field
   """
   devices = mesh.devices.size
   if batch_size <= 0 or batch_size % devices:
-    raise ValueError(
-        f'{field}={batch_size} must be a positive multiple of the {devices} devices'
-    )
+    raise ValueError(f'{field}={batch_size} must be a positive multiple of the {devices} devices')
   if ghost_batch_size is not None:
     per_device = batch_size // devices
     if ghost_batch_size <= 0 or per_device % ghost_batch_size:

@@ -22,21 +22,31 @@ def _uniform_cell(key, space, num_ghosts, ramp, section) -> Any:
 
 
 def _uniform_class(key, space, num_ghosts, ramp, section) -> Any:
-  """One cell per ghost batch, its isomorphism class drawn uniformly (nasbench201: each of
-  the 6,466 distinct cells as often, whatever the number of strings that name it)."""
+  """One cell per ghost batch, its isomorphism class drawn uniformly.
+
+  On nasbench201 each of the 6,466 distinct cells comes as often, whatever the number of
+  strings that name it.
+  """
   return space.sample_classes(key, num_ghosts)
 
 
-SAMPLERS: dict[str, Sampler] = {'path_dropout': _path_dropout, 'uniform_cell': _uniform_cell,
-                                'uniform_class': _uniform_class}
+SAMPLERS: dict[str, Sampler] = {
+    'path_dropout': _path_dropout,
+    'uniform_cell': _uniform_cell,
+    'uniform_class': _uniform_class,
+}
 
 
 def get_sampler(name: str, space=None) -> Sampler:
-  """The sampler `name`; ValueError naming config.supernet.sampler when it is unknown or
-  `space` cannot draw it."""
+  """The sampler `name`.
+
+  ValueError naming config.supernet.sampler when it is unknown or `space` cannot draw it.
+  """
   if name not in SAMPLERS:
     raise ValueError(f"config.supernet.sampler: unknown {name!r}; known: {', '.join(SAMPLERS)}")
   if name == 'uniform_class' and space is not None and not hasattr(space, 'sample_classes'):
-    raise ValueError(f"config.supernet.sampler='uniform_class': space {space.name} has no "
-                     'isomorphism classes (nasbench201 has)')
+    raise ValueError(
+        f"config.supernet.sampler='uniform_class': space {space.name} has no "
+        'isomorphism classes (nasbench201 has)'
+    )
   return SAMPLERS[name]

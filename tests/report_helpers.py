@@ -8,7 +8,6 @@ from absl.testing import parameterized
 from configs import default
 from osas.report import stage
 
-
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 FIGURES = ('one_shot_vs_standalone.png', 'score_histogram.png', 'kl_vs_accuracy.png')
 # Five candidates: a is best one-shot, KL falls as accuracy rises (the label-free score).
@@ -19,11 +18,16 @@ CANDIDATES = [
     {'arch': 'd', 'accuracy': 0.50, 'loss': 1.4, 'kl': 1.00, 'params': 4000, 'flops': 40},
     {'arch': 'e', 'accuracy': 0.40, 'loss': 1.8, 'kl': 2.00, 'params': 5000, 'flops': 50},
 ]
-GROUPS = {'random': ['c', 'd'], 'bucket_1': ['a'], 'one_shot_top': ['a', 'b'],
-          'bucket_0': ['e']}
+GROUPS = {'random': ['c', 'd'], 'bucket_1': ['a'], 'one_shot_top': ['a', 'b'], 'bucket_0': ['e']}
 # Stand-alone accuracies in the one-shot order except b and c swapped; 'x' was never scored.
-RESULTS = {'a': (0.95, 1000), 'b': (0.91, 3000), 'c': (0.93, 2000), 'd': (0.89, 4000),
-           'e': (0.88, 5000), 'x': (0.97, 9000)}
+RESULTS = {
+    'a': (0.95, 1000),
+    'b': (0.91, 3000),
+    'c': (0.93, 2000),
+    'd': (0.89, 4000),
+    'e': (0.88, 5000),
+    'x': (0.97, 9000),
+}
 
 
 def config(**fields):
@@ -49,9 +53,19 @@ class WorkdirTestCase(parameterized.TestCase):
     for arch, (accuracy, params) in (results or {}).items():
       os.makedirs(os.path.join(root, 'retrain', f'id_{arch}'))
       with open(os.path.join(root, 'retrain', f'id_{arch}', 'result.json'), 'w') as f:
-        json.dump({'arch': arch, 'arch_id': f'id_{arch}', 'params': params, 'flops': 1,
-                   'filters': 16, 'steps': 10, 'test_accuracy': accuracy,
-                   'wall_time_s': 1.0}, f)
+        json.dump(
+            {
+                'arch': arch,
+                'arch_id': f'id_{arch}',
+                'params': params,
+                'flops': 1,
+                'filters': 16,
+                'steps': 10,
+                'test_accuracy': accuracy,
+                'wall_time_s': 1.0,
+            },
+            f,
+        )
     return root
 
   def run_report(self, root, **fields):

@@ -4,8 +4,11 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
+from data_helpers import make_config
+from data_helpers import open_split
+from data_helpers import raw_pixels
+from data_helpers import write_npz
 from osas.data import augment
-from data_helpers import make_config, open_split, raw_pixels, write_npz
 
 
 class AugmentTest(parameterized.TestCase):
@@ -13,8 +16,7 @@ class AugmentTest(parameterized.TestCase):
   def test_uniforms_depend_only_on_key_and_position(self):
     u = augment.uniforms(9, np.array([5, 6, 7]), 4)
     self.assertTrue(np.all((u >= 0) & (u < 1)))
-    np.testing.assert_array_equal(augment.uniforms(9, np.array([6]), 4)[0],
-                                  u[1])
+    np.testing.assert_array_equal(augment.uniforms(9, np.array([6]), 4)[0], u[1])
     self.assertFalse(np.array_equal(augment.uniforms(10, [6], 4)[0], u[1]))
 
   def test_cifar_is_a_shifted_flipped_copy(self):
@@ -29,12 +31,15 @@ class AugmentTest(parameterized.TestCase):
     directory = self.create_tempdir().full_path
     image = np.random.default_rng(0).integers(1, 256, (1, 32, 32, 3), np.uint8)
     write_npz(directory, 'train.npz', x=image, y=np.zeros(1, np.int64))
-    config = make_config(source='npz', npz_dir=directory, train_split='train',
-                         augmentation='cifar')
+    config = make_config(source='npz', npz_dir=directory, train_split='train', augmentation='cifar')
     split = open_split(config, batch=64, train=True)
     padded = np.pad(image[0], ((4, 4), (4, 4), (0, 0)))
-    candidates = {(dy, dx, flip): padded[dy:dy + 32, dx:dx + 32][:, ::flip]
-                  for dy in range(9) for dx in range(9) for flip in (1, -1)}
+    candidates = {
+        (dy, dx, flip): padded[dy : dy + 32, dx : dx + 32][:, ::flip]
+        for dy in range(9)
+        for dx in range(9)
+        for flip in (1, -1)
+    }
     seen = set()
     for out in raw_pixels(split, split.batch(0)['image']):
       match = [k for k, c in candidates.items() if np.array_equal(out, c)]
@@ -61,11 +66,9 @@ class AugmentTest(parameterized.TestCase):
     image = np.random.default_rng(0).integers(0, 256, (20, 20, 3), np.uint8)
     full = np.zeros(augment.AUGMENTATIONS['imagenet'].num_draws)
     full[:2] = 1 - 1e-12, 0.5  # Whole area, aspect 1; no flip (last = 0).
-    np.testing.assert_array_equal(
-        augment.random_resized_crop_flip(image, full, 20), image[:, ::-1])
+    np.testing.assert_array_equal(augment.random_resized_crop_flip(image, full, 20), image[:, ::-1])
     full[-1] = 0.9
-    np.testing.assert_array_equal(
-        augment.random_resized_crop_flip(image, full, 20), image)
+    np.testing.assert_array_equal(augment.random_resized_crop_flip(image, full, 20), image)
     thin = np.full((100, 6, 3), 9, np.uint8)  # No crop fits: fallback.
     out = augment.random_resized_crop_flip(thin, np.full(41, 0.99), 12)
     np.testing.assert_array_equal(out, np.full((12, 12, 3), 9))

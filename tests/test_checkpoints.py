@@ -15,13 +15,17 @@ from osas import checkpoints
 
 
 def _state(step):
-  return {'params': {'w': jnp.arange(6.0).reshape(2, 3) * step,
-                     'b': jnp.full((3,), step, jnp.bfloat16)},
-          'count': jnp.asarray(step, jnp.int32),
-          # Over 1 KiB: tensorstore stores it out of line, without a CRC of its own.
-          'table': jax.random.normal(jax.random.key(step), (32, 32)),
-          'step': step,
-          'key': jax.random.key(1000 + step)}
+  return {
+      'params': {
+          'w': jnp.arange(6.0).reshape(2, 3) * step,
+          'b': jnp.full((3,), step, jnp.bfloat16),
+      },
+      'count': jnp.asarray(step, jnp.int32),
+      # Over 1 KiB: tensorstore stores it out of line, without a CRC of its own.
+      'table': jax.random.normal(jax.random.key(step), (32, 32)),
+      'step': step,
+      'key': jax.random.key(1000 + step),
+  }
 
 
 def _target():
@@ -32,8 +36,9 @@ def _assert_state(test, restored, step):
   expected = _state(step)
   test.assertEqual(jax.tree.structure(restored), jax.tree.structure(expected))
   test.assertEqual(jax.random.key_impl(restored['key']), jax.random.key_impl(expected['key']))
-  np.testing.assert_array_equal(jax.random.key_data(restored['key']),
-                                jax.random.key_data(expected['key']))
+  np.testing.assert_array_equal(
+      jax.random.key_data(restored['key']), jax.random.key_data(expected['key'])
+  )
   for got, want in zip(jax.tree.leaves(restored), jax.tree.leaves(expected)):
     if isinstance(want, jax.Array):  # A Python int comes back as the target's dtype.
       if jnp.issubdtype(want.dtype, jax.dtypes.prng_key):
@@ -43,8 +48,11 @@ def _assert_state(test, restored, step):
 
 
 def _data_files(step_dir):
-  return [f for f in glob.glob(os.path.join(step_dir, '**', 'd', '*'), recursive=True)
-          if os.path.isfile(f)]
+  return [
+      f
+      for f in glob.glob(os.path.join(step_dir, '**', 'd', '*'), recursive=True)
+      if os.path.isfile(f)
+  ]
 
 
 def _truncate(step_dir):
@@ -85,11 +93,15 @@ def _empty(step_dir):
   os.mkdir(step_dir)
 
 
-DAMAGES = (('truncated', _truncate), ('garbage', _garbage),
-           ('flipped_byte_in_index', functools.partial(_flip_one_byte, in_array=False)),
-           ('flipped_byte_in_array', functools.partial(_flip_one_byte, in_array=True)),
-           ('missing_data_file', _remove_largest_data_file),
-           ('no_tree_metadata', _remove_tree_metadata), ('empty_dir', _empty))
+DAMAGES = (
+    ('truncated', _truncate),
+    ('garbage', _garbage),
+    ('flipped_byte_in_index', functools.partial(_flip_one_byte, in_array=False)),
+    ('flipped_byte_in_array', functools.partial(_flip_one_byte, in_array=True)),
+    ('missing_data_file', _remove_largest_data_file),
+    ('no_tree_metadata', _remove_tree_metadata),
+    ('empty_dir', _empty),
+)
 
 
 class CheckpointerTest(parameterized.TestCase):
@@ -122,8 +134,9 @@ class CheckpointerTest(parameterized.TestCase):
   def test_interval_and_max_to_keep(self):
     directory = self.create_tempdir().full_path
     with checkpoints.Checkpointer(directory, max_to_keep=2, save_interval_steps=2) as c:
-      self.assertEqual([c.save(step, _state(step)) for step in range(1, 6)],
-                       [False, True, False, True, False])  # Not the first step either.
+      self.assertEqual(
+          [c.save(step, _state(step)) for step in range(1, 6)], [False, True, False, True, False]
+      )  # Not the first step either.
       self.assertTrue(c.save(5, _state(5), force=True))
     self.assertEqual(sorted(os.listdir(directory)), ['4', '5'])
 
@@ -141,8 +154,9 @@ class CheckpointerTest(parameterized.TestCase):
       restored, step = checkpointer.restore_latest(_target())
     self.assertEqual(step, 2)
     _assert_state(self, restored, 2)
-    self.assertTrue(any('step 3' in line and directory in line for line in logs.output),
-                    logs.output)
+    self.assertTrue(
+        any('step 3' in line and directory in line for line in logs.output), logs.output
+    )
     self.assertTrue(os.path.isdir(os.path.join(directory, '3')))  # Kept as it was.
     # Training resumes from step 2: saves step 3 again and goes on, past max_to_keep.
     for step in (3, 4, 5, 6):

@@ -57,10 +57,16 @@ class EvalCountsTest(absltest.TestCase):
     variables = init_variables(model, jax.random.key(3), np.zeros((1,) + shape, np.float32))
     # BN statistics away from their initial 0/1, so that predictions differ between images.
     stats = jax.tree.map(lambda x: x + 0.3, variables['batch_stats'])
-    state = common.TrainState(step=jnp.zeros((), jnp.int32), params=variables['params'],
-                              opt_state=None, key=jax.random.key(0), batch_stats=stats)
-    predict = lambda images: np.asarray(model.apply(
-        {'params': state.params, 'batch_stats': stats}, images, train=False)).argmax(-1)
+    state = common.TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=variables['params'],
+        opt_state=None,
+        key=jax.random.key(0),
+        batch_stats=stats,
+    )
+    predict = lambda images: np.asarray(
+        model.apply({'params': state.params, 'batch_stats': stats}, images, train=False)
+    ).argmax(-1)
     rng = np.random.default_rng(0)
     batches, correct, valid_rows = [], 0, 0
     for real in (16, 16, 5):  # The last batch: 5 real rows, 11 padded.
@@ -75,15 +81,23 @@ class EvalCountsTest(absltest.TestCase):
     self.assertNotIn(correct, (0, valid_rows))
     for mesh in _meshes():
       repl, sharded = parallel.replicated(mesh), parallel.data_sharding(mesh)
-      counts = jax.jit(functools.partial(standalone_train.eval_counts, model=model),
-                       in_shardings=(repl, sharded), out_shardings=repl)
-      accuracy = standalone_train.accuracy(parallel.put(state, repl), _Split(batches), counts,
-                                           mesh)
+      counts = jax.jit(
+          functools.partial(standalone_train.eval_counts, model=model),
+          in_shardings=(repl, sharded),
+          out_shardings=repl,
+      )
+      accuracy = standalone_train.accuracy(parallel.put(state, repl), _Split(batches), counts, mesh)
       self.assertEqual(accuracy, correct / valid_rows, f'{mesh.devices.size} devices')
 
   def test_probe_accuracies_are_the_hand_count(self):
-    config = helpers.tiny(**{'supernet.batch_size': 32, 'supernet.ghost_batch_size': 4,
-                             'supernet.eval_batch_size': 32, 'supernet.num_probes': 2})
+    config = helpers.tiny(
+        **{
+            'supernet.batch_size': 32,
+            'supernet.ghost_batch_size': 4,
+            'supernet.eval_batch_size': 32,
+            'supernet.num_probes': 2,
+        }
+    )
     rng = np.random.default_rng(1)
     results = []
     for mesh in _meshes():
@@ -95,10 +109,16 @@ class EvalCountsTest(absltest.TestCase):
         batches, correct = [], np.zeros(len(names), int)
         for _ in range(3):
           images = _images(rng, 32, parts['train'].image_shape)
-          predicted = np.stack([
-              np.asarray(apply({'params': state.params}, images,
-                               jax.tree.map(lambda m, i=i: m[i], masks))).argmax(-1)
-              for i in range(len(names))])
+          predicted = np.stack(
+              [
+                  np.asarray(
+                      apply(
+                          {'params': state.params}, images, jax.tree.map(lambda m, i=i: m[i], masks)
+                      )
+                  ).argmax(-1)
+                  for i in range(len(names))
+              ]
+          )
           labels = np.where(rng.random(32) < 0.5, predicted[0], (predicted[0] + 1) % 10)
           batches.append({'image': images, 'label': labels.astype(np.int32)})
           correct += (predicted == labels).sum(-1)
@@ -117,12 +137,29 @@ class RunWithEightDevicesTest(absltest.TestCase):
 
   @absltest.skipIf(jax.device_count() >= DEVICES, 'EvalCountsTest uses them in this process')
   def test_in_a_subprocess(self):
-    env = {**os.environ, 'PYTHONPATH': helpers.ROOT,
-           'XLA_FLAGS': f'--xla_force_host_platform_device_count={DEVICES}'}
-    result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-                             os.path.abspath(__file__), '-k', 'EvalCountsTest'],
-                            env=env, capture_output=True, text=True, timeout=600,
-                            cwd=helpers.ROOT)
+    env = {
+        **os.environ,
+        'PYTHONPATH': helpers.ROOT,
+        'XLA_FLAGS': f'--xla_force_host_platform_device_count={DEVICES}',
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'pytest',
+            '-q',
+            '-p',
+            'no:cacheprovider',
+            os.path.abspath(__file__),
+            '-k',
+            'EvalCountsTest',
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=helpers.ROOT,
+    )
     self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
     self.assertIn('2 passed', result.stdout)
 

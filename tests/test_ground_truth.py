@@ -35,16 +35,25 @@ class GroundTruthTest(WorkdirTestCase):
   def test_statistics_by_hand(self):
     summary, md, root = self.report(self.table())
     truth = summary['ground_truth']
-    self.assertEqual((truth['table_size'], truth['scored'], truth['joined'], truth['missing'],
-                      truth['missing_examples']), (5, 5, 4, 1, ['e']))
+    self.assertEqual(
+        (
+            truth['table_size'],
+            truth['scored'],
+            truth['joined'],
+            truth['missing'],
+            truth['missing_examples'],
+        ),
+        (5, 5, 4, 1, ['e']),
+    )
     self.assertIn('the CSV holds percent', truth['units'])
     # Pairs (a,b) and (c,d) are discordant, 4 of 6 concordant: tau = 2 / 6. Rank
     # differences (1, 1, 1, 1): rho = 1 - 6 * 4 / (4 * 15) = 0.6.
     self.assertAlmostEqual(truth['correlation']['kendall'], 1 / 3)
     self.assertAlmostEqual(truth['correlation']['spearman'], 0.6)
     self.assertEqual(truth['precision_at_k'], {})  # k = 10 needs 10 joined.
-    self.assertEqual(truth['one_shot_top1'], {'arch': 'a', 'one_shot_accuracy': 0.8,
-                                              'accuracy': 0.93, 'rank': 2})
+    self.assertEqual(
+        truth['one_shot_top1'], {'arch': 'a', 'one_shot_accuracy': 0.8, 'accuracy': 0.93, 'rank': 2}
+    )
     # Fewer than 10 joined: the top-k and the random picks are all four.
     self.assertEqual(truth['one_shot_top']['k'], 4)
     self.assertAlmostEqual(truth['one_shot_top']['mean'], 0.925)
@@ -64,11 +73,19 @@ class GroundTruthTest(WorkdirTestCase):
   def test_twenty_candidates(self):
     # One-shot accuracy rises with i, so the one-shot top-10 is i = 10..19; the true
     # accuracy 90% - |i - 9.5|% puts i = 5..14 in the true top-10 (ties 9/10, 8/11, ...).
-    candidates = [{'arch': f'x{i:02}', 'accuracy': 0.5 + i / 100, 'loss': 1.0, 'kl': None,
-                   'params': 1, 'flops': 1} for i in range(20)]
+    candidates = [
+        {
+            'arch': f'x{i:02}',
+            'accuracy': 0.5 + i / 100,
+            'loss': 1.0,
+            'kl': None,
+            'params': 1,
+            'flops': 1,
+        }
+        for i in range(20)
+    ]
     rows = [f'x{i:02},{(90 - abs(i - 9.5)) / 100}' for i in range(20)]  # As fractions.
-    summary, _, _ = self.report(self.table(rows, 'arch,test_acc_200ep'), candidates,
-                                figures=False)
+    summary, _, _ = self.report(self.table(rows, 'arch,test_acc_200ep'), candidates, figures=False)
     truth = summary['ground_truth']
     self.assertEqual(truth['units'], 'fraction, as in the CSV')
     self.assertEqual(truth['precision_at_k'], {'10': 0.5})  # i = 10..14 of 10..19.
@@ -81,8 +98,10 @@ class GroundTruthTest(WorkdirTestCase):
     self.assertIn('ground_truth.png', summary['figures']['skipped'])
 
   def test_ties_go_to_fewer_params_then_arch(self):
-    candidates = [{'arch': arch, 'accuracy': 0.5, 'params': params}
-                  for arch, params in (('d', 10), ('c', 20), ('b', 10))]
+    candidates = [
+        {'arch': arch, 'accuracy': 0.5, 'params': params}
+        for arch, params in (('d', 10), ('c', 20), ('b', 10))
+    ]
     table = ground_truth.Table('t.csv', 'acc', {'b': 0.1, 'c': 0.2, 'd': 0.3}, False)
     joined = ground_truth.join(candidates, table)
     self.assertEqual([arch for arch, _, _ in joined], ['b', 'd', 'c'])
@@ -111,8 +130,9 @@ class GroundTruthTest(WorkdirTestCase):
   def test_expected_best_matches_enumeration(self):
     values = [0.3, 0.9, 0.5, 0.5, 0.1, 0.7, 0.2, 0.8, 0.6]
     subsets = list(itertools.combinations(values, 4))
-    self.assertAlmostEqual(ground_truth.expected_best(values, 4),
-                           sum(map(max, subsets)) / len(subsets))
+    self.assertAlmostEqual(
+        ground_truth.expected_best(values, 4), sum(map(max, subsets)) / len(subsets)
+    )
 
   @parameterized.named_parameters(
       ('arch_column', {'ground_truth_arch_column': 'cell'}, "no column 'cell'"),
@@ -128,8 +148,9 @@ class GroundTruthTest(WorkdirTestCase):
 
   def test_missing_file(self):
     path = os.path.join(self.create_tempdir().full_path, 'nowhere.csv')
-    with self.assertRaisesRegex(ValueError,
-                                "config.report.ground_truth='.*nowhere.csv': no such file"):
+    with self.assertRaisesRegex(
+        ValueError, "config.report.ground_truth='.*nowhere.csv': no such file"
+    ):
       stage.check(config(ground_truth=path), mesh=None)
     with self.assertRaisesRegex(ValueError, 'nowhere.csv'):
       stage.run(config(ground_truth=path), self.workdir(), mesh=None)
@@ -160,7 +181,6 @@ class GroundTruthTest(WorkdirTestCase):
     self.assertIsNone(summary['ground_truth'])
     self.assertNotIn('ground_truth.png', summary['figures']['skipped'])
     self.assertNotIn('Ground truth', md)
-
 
 
 if __name__ == '__main__':

@@ -36,8 +36,10 @@ def _recorded_initialisers(module, *args):
     calls[(collection, *self.path, name)] = (init_fn, init_args)
     return variable(self, collection, name, init_fn, *init_args, **kwargs)
 
-  with mock.patch.object(nn.Module, 'param', recording_param), \
-      mock.patch.object(nn.Module, 'variable', recording_variable):
+  with (
+      mock.patch.object(nn.Module, 'param', recording_param),
+      mock.patch.object(nn.Module, 'variable', recording_variable),
+  ):
     initialize.variable_shapes(module, *args)
   return calls
 
@@ -49,13 +51,16 @@ def _models():
     config = helpers.tiny(f'space={name}')
     space = space_lib.from_config(config.space)
     spec = ModelSpec.from_config(config.model, num_classes=10)
-    scanned = ModelSpec(num_classes=10, filters=2, num_stacks=2, cells_per_stack=3,
-                        depthwise_impl='native')
+    scanned = ModelSpec(
+        num_classes=10, filters=2, num_stacks=2, cells_per_stack=3, depthwise_impl='native'
+    )
     image = np.zeros((4, 8, 8, 1), np.float32)
     all_on = jax.tree.map(lambda x: x[None], space.all_on())
     arch = space.parse(config.retrain.archs[0])
-    out += [(f'{name}_supernet', Supernet(space, scanned), (image, all_on)),
-            (f'{name}_standalone', Standalone(arch, space, spec), (image[:1],))]
+    out += [
+        (f'{name}_supernet', Supernet(space, scanned), (image, all_on)),
+        (f'{name}_standalone', Standalone(arch, space, spec), (image[:1],)),
+    ]
   return out
 
 
@@ -65,8 +70,10 @@ class InitializeTest(parameterized.TestCase):
   def test_fast_initialiser_matches_the_modules_initialisers(self, module, args):
     recorded = _recorded_initialisers(module, *args)
     variables = initialize.init_variables(module, jax.random.key(0), *args)
-    flat = {tuple(p.key for p in path): leaf
-            for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]}
+    flat = {
+        tuple(p.key for p in path): leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]
+    }
     self.assertEqual(set(flat), set(recorded))
     kernels = 0
     for path, value in flat.items():
@@ -79,19 +86,17 @@ class InitializeTest(parameterized.TestCase):
       key = jax.random.key(len(path))
       drawn = np.asarray(init_fn(key, *init_args), np.float64)
       if np.all(drawn == drawn.flat[0]):  # A constant (BN scale 1, biases 0).
-        np.testing.assert_array_equal(value, np.full(value.shape, drawn.flat[0]),
-                                      err_msg=str(path))
+        np.testing.assert_array_equal(value, np.full(value.shape, drawn.flat[0]), err_msg=str(path))
         continue
       # Otherwise the module draws a unit normal truncated at +-2, times its std: the ratio
       # to that draw (same key) is one number, the std the fast path must use too.
-      unit = np.asarray(jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32),
-                        np.float64)
+      unit = np.asarray(jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32), np.float64)
       ratio = drawn / unit
       np.testing.assert_allclose(ratio, ratio.flat[0], rtol=1e-5, err_msg=str(path))
       std = initialize.kernel_std(path[1:], value.shape)
       self.assertAlmostEqual(std, ratio.flat[0], delta=1e-5 * std, msg=str(path))
       self.assertLessEqual(np.abs(np.asarray(value)).max(), 2 * std * (1 + 1e-6), str(path))
-      self.assertEqual(value.shape[-len(shape):], tuple(shape), str(path))
+      self.assertEqual(value.shape[-len(shape) :], tuple(shape), str(path))
       kernels += 1
     self.assertGreater(kernels, 2)
 

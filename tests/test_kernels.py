@@ -83,8 +83,9 @@ class DepthwiseConvTest(parameterized.TestCase):
     # Large enough that the kernel gradient's loop over batch chunks runs several times.
     x, kernel = _normal(0, (24, 16, 16, 16)), _normal(1, (5, 5, 16))
     self.assertLess(kernels._batch_chunk(24, 16 * 16 * 16), 24)
-    _assert_all_close(self._run('shifted', x, kernel), self._run('native', x, kernel),
-                      rtol=1e-5, atol=1e-4)
+    _assert_all_close(
+        self._run('shifted', x, kernel), self._run('native', x, kernel), rtol=1e-5, atol=1e-4
+    )
 
   @parameterized.parameters((3, 3), (1, 7))
   def test_check_grads(self, kh, kw):
@@ -122,16 +123,20 @@ class DenseConvTest(parameterized.TestCase):
   @parameterized.parameters((1, 1), (3, 3), (1, 7), (7, 1))
   def test_matches_lax_conv_value_and_grads(self, kh, kw):
     # 1x1 runs as a matmul over [N*H*W, Cin], kxk with an im2col kernel gradient.
-    native = lambda a, k: lax.conv_general_dilated(a, k, (1, 1), 'SAME',
-                                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    native = lambda a, k: lax.conv_general_dilated(
+        a, k, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
     x, kernel = _normal(0, (2, 6, 7, 3)), _normal(1, (kh, kw, 3, 4))
-    _assert_all_close(_value_and_grads(kernels.conv2d, x, kernel),
-                      _value_and_grads(native, x, kernel), rtol=1e-5, atol=1e-5)
+    _assert_all_close(
+        _value_and_grads(kernels.conv2d, x, kernel),
+        _value_and_grads(native, x, kernel),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
   def test_leading_axes_are_batch_axes(self):
     x, kernel = _normal(0, (2, 3, 5, 5, 2)), _normal(1, (3, 3, 2, 4))
-    np.testing.assert_allclose(kernels.conv2d(x, kernel)[1],
-                               kernels.conv2d(x[1], kernel), **TOL)
+    np.testing.assert_allclose(kernels.conv2d(x, kernel)[1], kernels.conv2d(x[1], kernel), **TOL)
 
 
 class PoolTest(parameterized.TestCase):
@@ -140,8 +145,9 @@ class PoolTest(parameterized.TestCase):
   def test_matches_reduce_window(self, name):
     pool, reference = POOLS[name]
     x = _tie_free(0, (2, 8, 6, 3))
-    _assert_all_close(jax.jit(lambda a: _value_and_grads(pool, a))(x),
-                      _value_and_grads(reference, x))
+    _assert_all_close(
+        jax.jit(lambda a: _value_and_grads(pool, a))(x), _value_and_grads(reference, x)
+    )
     _assert_all_close(jax.vmap(pool)(jnp.stack([x, -x])), [reference(x), reference(-x)])
 
   @parameterized.product(name=('max_pool3x3', 'avg_pool3x3'), size=((1, 1), (2, 2), (2, 5)))
@@ -152,8 +158,15 @@ class PoolTest(parameterized.TestCase):
 
   @parameterized.parameters(*POOLS)
   def test_check_grads(self, name):
-    check_grads(POOLS[name][0], (_tie_free(0, (1, 4, 4, 2)),), order=1, modes=['rev'],
-                eps=1e-2, atol=1e-2, rtol=1e-2)
+    check_grads(
+        POOLS[name][0],
+        (_tie_free(0, (1, 4, 4, 2)),),
+        order=1,
+        modes=['rev'],
+        eps=1e-2,
+        atol=1e-2,
+        rtol=1e-2,
+    )
 
   def test_hand_computed_3x3_values(self):
     x = jnp.arange(16, dtype=jnp.float32).reshape(1, 4, 4, 1)

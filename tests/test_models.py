@@ -8,12 +8,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from osas.models import ModelSpec, Standalone, params_from_supernet
-from osas.models import cost as cost_lib
-from osas.models.initialize import init_variables, variable_shapes
-from osas.models.bender2018 import ChoiceBlock
-from osas.space import Arch, SearchSpace
 import helpers
+from osas.models import ModelSpec
+from osas.models import Standalone
+from osas.models import cost as cost_lib
+from osas.models import params_from_supernet
+from osas.models.bender2018 import ChoiceBlock
+from osas.models.initialize import init_variables
+from osas.models.initialize import variable_shapes
+from osas.space import Arch
+from osas.space import SearchSpace
 
 SPACE = SearchSpace()
 # Native depthwise convs compile faster; tests/test_kernels.py checks the shifted ones equal them.
@@ -37,8 +41,7 @@ class SupernetTest(parameterized.TestCase):
     archs = SPACE.decode_batch(SPACE.sample_masks(jax.random.key(2), 5))
     for arch in archs:
       logits = apply(variables, images, helpers.tile(SPACE.encode(arch), GHOSTS))
-      expected = helpers.standalone_logits(SPACE, SPEC, variables['params'], arch, images,
-                                           GHOSTS)
+      expected = helpers.standalone_logits(SPACE, SPEC, variables['params'], arch, images, GHOSTS)
       self.assertLess(helpers.rel_err(logits, expected), 1e-5, str(arch))
 
   def test_standalone_has_only_active_parts(self):
@@ -57,9 +60,9 @@ class SupernetTest(parameterized.TestCase):
     masks = SPACE.sample_masks(jax.random.key(3), GHOSTS)
     logits = _apply()(variables, images, masks)
     for g in range(GHOSTS):
-      one = jax.tree.map(lambda a: a[g:g + 1], masks)
-      alone = _apply()(variables, images[g * PER_GHOST:(g + 1) * PER_GHOST], one)
-      self.assertLess(helpers.rel_err(logits[g * PER_GHOST:(g + 1) * PER_GHOST], alone), 1e-5)
+      one = jax.tree.map(lambda a: a[g : g + 1], masks)
+      alone = _apply()(variables, images[g * PER_GHOST : (g + 1) * PER_GHOST], one)
+      self.assertLess(helpers.rel_err(logits[g * PER_GHOST : (g + 1) * PER_GHOST], alone), 1e-5)
 
   def test_ghosts_do_not_see_each_other(self):
     net, variables, images = _supernet()
@@ -115,7 +118,8 @@ class SupernetTest(parameterized.TestCase):
   def test_skip_execution_equals_masked(self):
     masks = SPACE.sample_masks(jax.random.key(7), 3)
     helpers.assert_skip_equals_masked(
-        self, SPACE, SPEC, [jax.tree.map(lambda a, n=n: a[n], masks) for n in range(3)])
+        self, SPACE, SPEC, [jax.tree.map(lambda a, n=n: a[n], masks) for n in range(3)]
+    )
 
   def test_batch_must_split_into_ghosts(self):
     net, variables, images = _supernet()
@@ -134,21 +138,18 @@ class CostTest(parameterized.TestCase):
     # Stack 0 (C=2, 16 px): block 0 input 0: BN(4) + 1x1 conv 4->2; sep3x3 on 2 channels:
     # 2 x (BN(2) + 9*2 depthwise + 2*2 pointwise). Block 1: input 1 (4 wide) and
     # input 2 (block 0's output, 2 wide); identity and max pool have no weights.
-    cell0 = (8 + 8 + 2 * (4 + 18 + 4) + 8 + 8 + 4 + 4,
-             16 * (8 + 2 * (18 + 4) + 8 + 4))
+    cell0 = (8 + 8 + 2 * (4 + 18 + 4) + 8 + 8 + 4 + 4, 16 * (8 + 2 * (18 + 4) + 8 + 4))
     # Reduction to 2x2 (4 px), twice: BN(4) + 1x1 conv 4 -> 8.
     reduce = (2 * (8 + 32), 2 * 4 * 32)
     # Stack 1 (C=4, cell width 8): input 0: BN(8) + 8*4; sep3x3: 2 x (BN(4)+36+16).
-    cell1 = (16 + 32 + 2 * (8 + 36 + 16) + 16 + 32 + 8 + 16,
-             4 * (32 + 2 * (36 + 16) + 32 + 16))
+    cell1 = (16 + 32 + 2 * (8 + 36 + 16) + 16 + 32 + 8 + 16, 4 * (32 + 2 * (36 + 16) + 32 + 16))
     head = (16 + 8 * 3 + 3, 8 * 3)
     parts = (stem, cell0, reduce, cell1, head)
     expected = cost_lib.Cost(sum(p for p, _ in parts), sum(f for _, f in parts))
     self.assertEqual(cost_lib.cost(space, spec, arch, (4, 4, 3)), expected)
     model = Standalone(arch, space, spec)
     variables = init_variables(model, jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
-    self.assertEqual(sum(x.size for x in jax.tree.leaves(variables['params'])),
-                     expected.params)
+    self.assertEqual(sum(x.size for x in jax.tree.leaves(variables['params'])), expected.params)
 
   @parameterized.parameters(('cifar', (8, 8, 3), 1), ('imagenet', (16, 16, 3), 2))
   def test_params_match_real_model(self, stem, shape, cells):
@@ -163,8 +164,11 @@ class CostTest(parameterized.TestCase):
 class InitTest(absltest.TestCase):
 
   def test_he_normal_scale(self):
-    model = Standalone(Arch.from_string('0:sep3x3 | 0:sep3x3 | 0:sep3x3 | 0:sep3x3'), SPACE,
-                       ModelSpec(num_classes=10, filters=32, num_stacks=1, cells_per_stack=1))
+    model = Standalone(
+        Arch.from_string('0:sep3x3 | 0:sep3x3 | 0:sep3x3 | 0:sep3x3'),
+        SPACE,
+        ModelSpec(num_classes=10, filters=32, num_stacks=1, cells_per_stack=1),
+    )
     variables = init_variables(model, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
     block = variables['params']['net']['stack_0']['block_0']
     kernel = block['op_sep3x3']['pointwise_0']['kernel']  # [1, 1, 1, 32, 32], fan-in 32.

@@ -13,27 +13,35 @@ from absl.testing import parameterized
 import jax
 import numpy as np
 
+import helpers
 from osas import parallel
 from osas import space as space_lib
 from osas.models import ModelSpec
 from osas.search.evaluator import Evaluator
 from osas.train import supernet as supernet_train
-import helpers
 
 DEVICES = 8
 
 
 def _config():
   """The tiny config with a global batch of 8 ghost batches of 4: one per device."""
-  return helpers.tiny(**{'supernet.batch_size': 32, 'supernet.ghost_batch_size': 4,
-                         'supernet.eval_batch_size': 32, 'supernet.lr_reference_batch_size': 32})
+  return helpers.tiny(
+      **{
+          'supernet.batch_size': 32,
+          'supernet.ghost_batch_size': 4,
+          'supernet.eval_batch_size': 32,
+          'supernet.lr_reference_batch_size': 32,
+      }
+  )
 
 
 def _batch(config, image_shape):
   rng = np.random.default_rng(0)
   size = config.supernet.batch_size
-  return {'image': rng.normal(size=(size,) + image_shape).astype(np.float32),
-          'label': rng.integers(0, 10, size).astype(np.int32)}
+  return {
+      'image': rng.normal(size=(size,) + image_shape).astype(np.float32),
+      'label': rng.integers(0, 10, size).astype(np.int32),
+  }
 
 
 def _relative(a, b) -> float:
@@ -76,8 +84,11 @@ class EightDevicesTest(parameterized.TestCase):
       mesh = parallel.make_mesh(n)
       evaluator = Evaluator(space, spec, mesh, mode=mode, chunk_size=16, ghost_batch_size=4)
       arrays = parallel.global_batch(batch, mesh)
-      scores[n] = evaluator.score(jax.device_put(params, parallel.replicated(mesh)),
-                                  [(arrays['image'], arrays['label'])], masks)
+      scores[n] = evaluator.score(
+          jax.device_put(params, parallel.replicated(mesh)),
+          [(arrays['image'], arrays['label'])],
+          masks,
+      )
     np.testing.assert_array_equal(scores[DEVICES]['accuracy'], scores[1]['accuracy'])
     self.assertLess(_relative(scores[DEVICES]['loss'], scores[1]['loss']), 1e-5)
 
@@ -86,12 +97,29 @@ class RunWithEightDevicesTest(absltest.TestCase):
 
   @absltest.skipIf(jax.device_count() >= DEVICES, 'EightDevicesTest runs in this process')
   def test_in_a_subprocess(self):
-    env = {**os.environ, 'PYTHONPATH': helpers.ROOT,
-           'XLA_FLAGS': f'--xla_force_host_platform_device_count={DEVICES}'}
-    result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-                             os.path.abspath(__file__), '-k', 'EightDevicesTest and not Run'],
-                            env=env, capture_output=True, text=True, timeout=600,
-                            cwd=helpers.ROOT)
+    env = {
+        **os.environ,
+        'PYTHONPATH': helpers.ROOT,
+        'XLA_FLAGS': f'--xla_force_host_platform_device_count={DEVICES}',
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'pytest',
+            '-q',
+            '-p',
+            'no:cacheprovider',
+            os.path.abspath(__file__),
+            '-k',
+            'EightDevicesTest and not Run',
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=helpers.ROOT,
+    )
     self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
     self.assertIn('3 passed', result.stdout)
     self.assertNotIn('skipped', result.stdout)

@@ -12,22 +12,25 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+import helpers
 from osas import main
 from osas import models
 from osas import samplers
 from osas import space as space_lib
 from osas import workdir as workdir_lib
-from osas.models import ModelSpec, Standalone
+from osas.models import ModelSpec
+from osas.models import Standalone
 from osas.models import cost as cost_lib
 from osas.models.initialize import variable_shapes
 from osas.search import results
 from osas.search import strategies
 from osas.space import nasbench201
 from osas.space.nasbench201 import NasBench201Space
-import helpers
 
-EXAMPLE = ('|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+'
-           '|skip_connect~0|nor_conv_3x3~1|skip_connect~2|')
+EXAMPLE = (
+    '|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+'
+    '|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'
+)
 SPACE = space_lib.get_space('nasbench201')
 TINY = NasBench201Space(num_nodes=3, ops=('none', 'skip_connect', 'nor_conv_1x1'))  # 27 cells.
 SPEC = ModelSpec(num_classes=5, filters=4, num_stacks=2, cells_per_stack=1)
@@ -38,7 +41,7 @@ class SpaceTest(parameterized.TestCase):
 
   def test_size_is_computed(self):
     self.assertEqual(SPACE.size, 15625)
-    self.assertEqual(NasBench201Space(num_nodes=5).size, 5 ** 10)
+    self.assertEqual(NasBench201Space(num_nodes=5).size, 5**10)
     self.assertEqual(TINY.size, 27)
     self.assertEqual(SPACE.edges, ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)))
 
@@ -53,8 +56,10 @@ class SpaceTest(parameterized.TestCase):
     np.testing.assert_array_equal(SPACE.encode(arch).ops[2], [0, 0, 0, 0, 1])
 
   def test_parse_canonicalises_edge_order_and_spaces(self):
-    messy = (' |nor_conv_3x3~0| + | avg_pool_3x3~1|nor_conv_3x3~0 |+'
-             '|nor_conv_3x3~1|skip_connect~2|skip_connect~0|')
+    messy = (
+        ' |nor_conv_3x3~0| + | avg_pool_3x3~1|nor_conv_3x3~0 |+'
+        '|nor_conv_3x3~1|skip_connect~2|skip_connect~0|'
+    )
     self.assertEqual(SPACE.parse(messy).to_string(), EXAMPLE)
 
   def test_every_cell_of_a_tiny_space_round_trips(self):
@@ -71,10 +76,14 @@ class SpaceTest(parameterized.TestCase):
       ('|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|', "node 1: unknown op 'conv_5x5'"),
       ('|none~0|+|none~0|none~1|', 'cell has 3 nodes'),
       ('|none~0|+|none~0|none~1|+|none~0|none~1|none~2|+|none~0|', 'cell has 5 nodes'),
-      ('|none~0|+|none~0|none~3|+|none~0|none~1|none~2|',
-       'node 2 reads node 3, only nodes 0..1 exist'),
-      ('|none~0|+|none~0|none~1|+|none~0|none~1|none~7|',
-       'node 3 reads node 7, only nodes 0..2 exist'),
+      (
+          '|none~0|+|none~0|none~3|+|none~0|none~1|none~2|',
+          'node 2 reads node 3, only nodes 0..1 exist',
+      ),
+      (
+          '|none~0|+|none~0|none~1|+|none~0|none~1|none~7|',
+          'node 3 reads node 7, only nodes 0..2 exist',
+      ),
       ('|none~0|+|none~0|+|none~0|none~1|none~2|', 'node 2 has no edge from node 1'),
       ('|none~0|+|none~0|none~0|+|none~0|none~1|none~2|', 'node 2 lists node 0 twice'),
       ('|none~0|+|none~0|none|+|none~0|none~1|none~2|', "node 2: malformed edge 'none'"),
@@ -104,9 +113,13 @@ class SpaceTest(parameterized.TestCase):
   def test_registry_and_config(self):
     self.assertEqual(space_lib.get_space('nasbench201'), NasBench201Space())
     self.assertIsNone(SPACE.all_on_arch())
-    section = ml_collections.ConfigDict(dict(
-        name='nasbench201', bender2018=dict(num_blocks=2),
-        nasbench201=dict(num_nodes=3, ops=['none', 'skip_connect', 'nor_conv_1x1'])))
+    section = ml_collections.ConfigDict(
+        dict(
+            name='nasbench201',
+            bender2018=dict(num_blocks=2),
+            nasbench201=dict(num_nodes=3, ops=['none', 'skip_connect', 'nor_conv_1x1']),
+        )
+    )
     self.assertEqual(space_lib.from_config(section), TINY)
     section.name = 'bender2018'
     self.assertEqual(space_lib.from_config(section).num_blocks, 2)
@@ -130,9 +143,14 @@ class IsomorphismTest(absltest.TestCase):
   def test_keys_by_hand(self):
     key = SPACE.isomorphism_key
     # A skip is its input; none is '#'; two cells that differ only in a dead end agree.
-    self.assertEqual(key(SPACE.parse('|skip_connect~0|+|none~0|nor_conv_3x3~1|+'
-                                     '|none~0|none~1|skip_connect~2|')),
-                     '#+#+#+(0)@nor_conv_3x3')  # node 2 = '#+(0)@nor_conv_3x3', skipped in.
+    self.assertEqual(
+        key(
+            SPACE.parse(
+                '|skip_connect~0|+|none~0|nor_conv_3x3~1|+' '|none~0|none~1|skip_connect~2|'
+            )
+        ),
+        '#+#+#+(0)@nor_conv_3x3',
+    )  # node 2 = '#+(0)@nor_conv_3x3', skipped in.
     a = SPACE.parse('|nor_conv_1x1~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|')
     b = SPACE.parse('|avg_pool_3x3~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|')
     self.assertEqual(key(a), key(b))  # Node 1 feeds nothing that reaches the output.
@@ -140,8 +158,7 @@ class IsomorphismTest(absltest.TestCase):
     self.assertNotEqual(key(a), key(c))
 
   def test_uniform_class_sampler_draws_classes_evenly(self):
-    masks = samplers.get_sampler('uniform_class', SPACE)(jax.random.key(0), SPACE, 60000,
-                                                        1.0, None)
+    masks = samplers.get_sampler('uniform_class', SPACE)(jax.random.key(0), SPACE, 60000, 1.0, None)
     keys = collections.Counter(SPACE.isomorphism_key(a) for a in SPACE.decode_batch(masks))
     self.assertGreater(len(keys), 6000)  # 60,000 draws of 6,466: nearly all seen.
     counts = np.array(list(keys.values()))
@@ -169,8 +186,7 @@ class PathDropoutTest(absltest.TestCase):
     # At ramp 1 all four real ops of an edge drop together with probability rate.
     ops = np.asarray(SPACE.drop_masks(jax.random.key(1), n, ramp=1.0, rate=rate).ops)
     whole = (~ops).all(-1).mean(0)
-    self.assertLess(float(np.abs(whole - rate).max()),
-                    4 * math.sqrt(rate * (1 - rate) / n), whole)
+    self.assertLess(float(np.abs(whole - rate).max()), 4 * math.sqrt(rate * (1 - rate) / n), whole)
 
 
 _supernet = functools.partial(helpers.supernet, SPACE, SPEC)
@@ -178,8 +194,10 @@ _apply = functools.partial(helpers.jit_apply, SPACE, SPEC)
 
 
 # 'none' edges, a node with no input (node 1) feeding convs, every op once at least.
-ARCHS = (EXAMPLE, '|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|'
-         'nor_conv_1x1~2|')
+ARCHS = (
+    EXAMPLE,
+    '|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|' 'nor_conv_1x1~2|',
+)
 
 
 class ModelTest(absltest.TestCase):
@@ -188,8 +206,7 @@ class ModelTest(absltest.TestCase):
     _, variables, images = _supernet()
     for arch in map(SPACE.parse, ARCHS):
       logits = _apply()(variables, images, helpers.tile(SPACE.encode(arch), GHOSTS))
-      expected = helpers.standalone_logits(SPACE, SPEC, variables['params'], arch, images,
-                                           GHOSTS)
+      expected = helpers.standalone_logits(SPACE, SPEC, variables['params'], arch, images, GHOSTS)
       self.assertLess(helpers.rel_err(logits, expected), 1e-5, str(arch))
 
   def test_inactive_ops_get_exactly_zero_gradient(self):
@@ -216,8 +233,11 @@ class ModelTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'does not split into 3 ghost batches'):
       net.apply(variables, images, helpers.tile(SPACE.all_on(), 3))
     with self.assertRaisesRegex(ValueError, r'got \(2, 2, 6, 5\) for cells of \(6, 5\)'):
-      net.apply(variables, images, helpers.tile(SPACE.all_on(), 2)._replace(
-          ops=jnp.ones((2, 2, 6, 5), bool)))
+      net.apply(
+          variables,
+          images,
+          helpers.tile(SPACE.all_on(), 2)._replace(ops=jnp.ones((2, 2, 6, 5), bool)),
+      )
 
   def test_usage_fraction_by_hand(self):
     ops = np.zeros((4, 6, 5), bool)
@@ -246,8 +266,10 @@ class CostTest(absltest.TestCase):
     # 7.78 MFLOPs (every edge none) to 1.5315 M and 220.12 MFLOPs (every edge a 3x3 conv).
     spec = ModelSpec(num_classes=10, filters=16, num_stacks=3, cells_per_stack=5)
     smallest = SPACE.parse('|none~0|+|none~0|none~1|+|none~0|none~1|none~2|')
-    largest = SPACE.parse('|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+'
-                          '|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|')
+    largest = SPACE.parse(
+        '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+'
+        '|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|'
+    )
     self.assertEqual(cost_lib.cost(SPACE, spec, smallest, (32, 32, 3)), (73306, 7783040))
     self.assertEqual(cost_lib.cost(SPACE, spec, largest, (32, 32, 3)), (1531546, 220119680))
 
@@ -265,9 +287,15 @@ class PipelineTest(absltest.TestCase):
     arch = SPACE.parse(config.retrain.archs[0])
     result = workdir_lib.read_json(workdir, 'retrain', arch.id, 'result.json')
     self.assertEqual(result['arch'], EXAMPLE)
-    self.assertEqual(result['params'], cost_lib.cost(
-        SPACE, ModelSpec(num_classes=10, filters=2, num_stacks=1, cells_per_stack=1), arch,
-        (8, 8, 1)).params)
+    self.assertEqual(
+        result['params'],
+        cost_lib.cost(
+            SPACE,
+            ModelSpec(num_classes=10, filters=2, num_stacks=1, cells_per_stack=1),
+            arch,
+            (8, 8, 1),
+        ).params,
+    )
     summary = workdir_lib.read_json(workdir, 'report', 'summary.json')
     self.assertEqual(summary['counts']['candidates_scored'], 6)
 

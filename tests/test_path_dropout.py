@@ -42,14 +42,14 @@ class PathDropoutTest(parameterized.TestCase):
     n = inputs.shape[0]
     se = np.sqrt(rate * (1 - rate) / n)
     for i in range(self.space.num_blocks):
-      all_dropped = (~inputs[:, i, :2 + i]).all(axis=1).mean()
+      all_dropped = (~inputs[:, i, : 2 + i]).all(axis=1).mean()
       self.assertLess(abs(all_dropped - rate), 4 * se, f'block {i}: {all_dropped}')
       self.assertLess(abs((~ops[:, i]).all(axis=1).mean() - rate), 4 * se)
 
   def test_paths_drop_independently(self):
     inputs, _ = self._draw(1.0, 0.3)
     a, b = ~inputs[:, 3, 0], ~inputs[:, 3, 4]
-    p = 0.3 ** 0.2
+    p = 0.3**0.2
     self.assertLess(abs((a & b).mean() - p * p), 4 * np.sqrt(p * p / a.size))
 
   def test_no_drops_at_ramp_zero(self):
@@ -66,8 +66,7 @@ class PathDropoutTest(parameterized.TestCase):
   def test_base_masks_only_lose_paths(self):
     base = self.space.sample_masks(jax.random.key(2), 1)
     base = jax.tree.map(lambda x: x[0], base)
-    masks = self.space.drop_masks(jax.random.key(3), 64, ramp=1.0, rate=0.5,
-                                base=base)
+    masks = self.space.drop_masks(jax.random.key(3), 64, ramp=1.0, rate=0.5, base=base)
     self.assertFalse((np.asarray(masks.inputs) & ~np.asarray(base.inputs)).any())
     self.assertFalse((np.asarray(masks.ops) & ~np.asarray(base.ops)).any())
 

@@ -1,4 +1,4 @@
-"""End-to-end tests of the CLI on the tiny config: outputs, rerun, bad input (kills: test_preemption)."""
+"""End-to-end tests of the CLI on the tiny config: outputs, rerun, bad input."""
 
 import json
 import os
@@ -10,16 +10,23 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
+import event_helpers
+import helpers
 from osas import main
 from osas import parallel
 from osas import space as space_lib
 from osas import workdir as workdir_lib
-import event_helpers
-import helpers
+
 
 def _cli(workdir, *flags):
-  command = [sys.executable, '-m', 'osas.main', f'--config={helpers.TINY}', f'--workdir={workdir}',
-             *flags]
+  command = [
+      sys.executable,
+      '-m',
+      'osas.main',
+      f'--config={helpers.TINY}',
+      f'--workdir={workdir}',
+      *flags,
+  ]
   env = {**os.environ, 'PYTHONPATH': helpers.ROOT}
   return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
@@ -34,11 +41,14 @@ class PipelineTest(parameterized.TestCase):
     self.assertIn('supernet/probe_all_on_accuracy', done)
     saved = workdir_lib.read_json(workdir, 'config.json')
     self.assertEqual(saved['model']['filters'], 2)
-    self.assertEqual(sorted(os.listdir(os.path.join(workdir, 'supernet', 'checkpoints'))),
-                     ['2', '4'])
+    self.assertEqual(
+        sorted(os.listdir(os.path.join(workdir, 'supernet', 'checkpoints'))), ['2', '4']
+    )
     selection = workdir_lib.read_json(workdir, 'search', 'selection.json')['groups']
-    retrained = {workdir_lib.read_json(workdir, 'retrain', d, 'result.json')['arch']
-                 for d in os.listdir(os.path.join(workdir, 'retrain'))}
+    retrained = {
+        workdir_lib.read_json(workdir, 'retrain', d, 'result.json')['arch']
+        for d in os.listdir(os.path.join(workdir, 'retrain'))
+    }
     wanted = set(helpers.tiny().retrain.archs).union(*selection.values())
     self.assertEqual(retrained, wanted)
     arch_id = space_lib.SearchSpace().parse(helpers.tiny().retrain.archs[0]).id
@@ -59,8 +69,9 @@ class PipelineTest(parameterized.TestCase):
     before = helpers.snapshot(workdir)
     main.run(helpers.tiny(), workdir)  # Finished stages are not redone.
     after = helpers.snapshot(workdir)
-    self.assertEqual({k for k in after if 'events.out' not in k},
-                     {k for k in before if 'events.out' not in k})
+    self.assertEqual(
+        {k for k in after if 'events.out' not in k}, {k for k in before if 'events.out' not in k}
+    )
     for key in ('supernet/done.json', f'retrain/{arch_id}/result.json'):
       self.assertEqual(after[key], before[key])
 
@@ -115,8 +126,10 @@ class BadInputTest(parameterized.TestCase):
   def test_cli_prints_one_line_and_exits_non_zero(self):
     result = _cli(self.create_tempdir().full_path, '--config.model.filters=-3')
     self.assertEqual(result.returncode, 1)
-    self.assertEqual(result.stderr.strip().splitlines()[-1],
-                     'osas: error: config.model.filters must be positive, got -3')
+    self.assertEqual(
+        result.stderr.strip().splitlines()[-1],
+        'osas: error: config.model.filters must be positive, got -3',
+    )
     self.assertNotIn('Traceback', result.stderr)
 
 

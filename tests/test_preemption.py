@@ -37,6 +37,7 @@ def _checkpoints(workdir, *parts):
 def _params(workdir, step):
   """The supernet parameters of a checkpoint, as numpy arrays."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
   path = os.path.join(workdir, 'supernet', 'checkpoints', str(step), 'default')
   return jax.tree.map(np.asarray, ocp.StandardCheckpointer().restore(path)['params'])
 
@@ -46,8 +47,9 @@ def _results(workdir):
   out = {}
   for arch_id in os.listdir(os.path.join(workdir, 'retrain')):
     result = workdir_lib.read_json(workdir, 'retrain', arch_id, 'result.json')
-    out[arch_id] = {k: v for k, v in result.items()
-                    if k != 'wall_time_s' and not k.startswith('train_')}
+    out[arch_id] = {
+        k: v for k, v in result.items() if k != 'wall_time_s' and not k.startswith('train_')
+    }
   return out
 
 
@@ -83,8 +85,9 @@ class StopAndResumeTest(absltest.TestCase):
         self.assertEqual(f.read(), g.read(), name)
     self.assertEqual(_results(workdir), _results(reference))
     summary = workdir_lib.read_json(workdir, 'report', 'summary.json')
-    self.assertEqual(summary['counts'],
-                     workdir_lib.read_json(reference, 'report', 'summary.json')['counts'])
+    self.assertEqual(
+        summary['counts'], workdir_lib.read_json(reference, 'report', 'summary.json')['counts']
+    )
 
 
 class SignalTest(absltest.TestCase):
@@ -92,15 +95,22 @@ class SignalTest(absltest.TestCase):
   def test_sigterm_saves_and_exits_zero_then_kill_9_resumes_to_the_same_params(self):
     steps = 200  # Far more than run before the signals: both arrive mid-training.
     workdir = self.create_tempdir().full_path
-    command = [sys.executable, '-m', 'osas.main', f'--config={helpers.TINY}:steps={steps}',
-               f'--workdir={workdir}', "--config.stages=('train_supernet',)",
-               '--config.supernet.checkpoint_every=50']
+    command = [
+        sys.executable,
+        '-m',
+        'osas.main',
+        f'--config={helpers.TINY}:steps={steps}',
+        f'--workdir={workdir}',
+        "--config.stages=('train_supernet',)",
+        '--config.supernet.checkpoint_every=50',
+    ]
     env = {**os.environ, 'PYTHONPATH': helpers.ROOT}
     checkpoints = os.path.join(workdir, 'supernet', 'checkpoints')
 
     def start_and_wait_for(predicate):
-      process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True)
+      process = subprocess.Popen(
+          command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+      )
       deadline = time.time() + 240
       while time.time() < deadline and process.poll() is None and not predicate():
         time.sleep(0.05)
@@ -125,13 +135,15 @@ class SignalTest(absltest.TestCase):
     process.wait(timeout=30)
     self.assertIn(stopped, _checkpoints(workdir, 'supernet'))
     self.assertIsNone(workdir_lib.read_json(workdir, 'supernet', 'done.json'))
-    config = lambda: helpers.tiny(f'steps={steps}', stages=('train_supernet',),
-                                  **{'supernet.checkpoint_every': 50})
+    config = lambda: helpers.tiny(
+        f'steps={steps}', stages=('train_supernet',), **{'supernet.checkpoint_every': 50}
+    )
     main.run(config(), workdir)
     reference = self.create_tempdir().full_path
     main.run(config(), reference)
-    for a, b in zip(jax.tree.leaves(_params(workdir, steps)),
-                    jax.tree.leaves(_params(reference, steps))):
+    for a, b in zip(
+        jax.tree.leaves(_params(workdir, steps)), jax.tree.leaves(_params(reference, steps))
+    ):
       np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 

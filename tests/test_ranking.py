@@ -10,8 +10,7 @@ from osas.search import ranking
 RECORDS = [  # Hand-made: larger naswot and smaller loss are better.
     {'arch': 'a', 'accuracy': 0.5, 'loss': 1.0, 'naswot': 3.0, 'params': 30, 'flops': 300},
     {'arch': 'b', 'accuracy': 0.7, 'loss': 0.5, 'naswot': 1.0, 'params': 10, 'flops': 100},
-    {'arch': 'c', 'accuracy': 0.7, 'loss': 2.0, 'naswot': float('nan'), 'params': 20,
-     'flops': 200},
+    {'arch': 'c', 'accuracy': 0.7, 'loss': 2.0, 'naswot': float('nan'), 'params': 20, 'flops': 200},
     {'arch': 'd', 'accuracy': 0.1, 'loss': 3.0, 'naswot': 2.0, 'params': 40, 'flops': 400},
 ]
 
@@ -20,8 +19,9 @@ class RankByTest(parameterized.TestCase):
 
   def test_parse(self):
     self.assertEqual(ranking.parse('accuracy'), {'accuracy': 1.0})
-    self.assertEqual(ranking.parse(' naswot + synflow:2 + flops '),
-                     {'naswot': 1.0, 'synflow': 2.0, 'flops': 1.0})
+    self.assertEqual(
+        ranking.parse(' naswot + synflow:2 + flops '), {'naswot': 1.0, 'synflow': 2.0, 'flops': 1.0}
+    )
 
   @parameterized.parameters('acc', 'naswot+naswot', 'naswot:0', 'naswot:x', 'loss:-1', '')
   def test_parse_refuses_naming_the_field(self, text):
@@ -45,12 +45,14 @@ class RankingTableTest(absltest.TestCase):
 
   def test_statistics_by_hand(self):
     true = [0.90, 0.70, 0.60, 0.95]  # Best to worst: d, a, b, c.
-    result = rankings.table(RECORDS, true, rank_by='naswot+loss', space_name='bender2018',
-                            seed=0, bootstrap=50)
+    result = rankings.table(
+        RECORDS, true, rank_by='naswot+loss', space_name='bender2018', seed=0, bootstrap=50
+    )
     rows = {r['name']: r for r in result['rows']}
     self.assertEqual(result['optimum'], 0.95)
-    self.assertEqual(list(rows), ['accuracy', 'loss', 'naswot', 'naswot+loss', 'params',
-                                  'flops', 'random'])
+    self.assertEqual(
+        list(rows), ['accuracy', 'loss', 'naswot', 'naswot+loss', 'params', 'flops', 'random']
+    )
     # params orders d, a, c, b: concordant pairs 5, discordant 1 -> tau = 4/6.
     self.assertAlmostEqual(rows['params']['kendall_tau_b'], 4 / 6)
     self.assertAlmostEqual(rows['params']['spearman'], 0.8)
@@ -71,9 +73,11 @@ class RankingTableTest(absltest.TestCase):
     self.assertEqual(rankings.precision_at_k([0.5, 0.5, 0.9], ks=(2,)), {'2': 1.0})
 
   def test_nasbench201_conv_count_baseline(self):
-    records = [{'arch': '|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|', 'params': 1},
-               {'arch': '|none~0|+|nor_conv_3x3~0|none~1|', 'params': 1},
-               {'arch': '|none~0|+|none~0|none~1|', 'params': 1}]
+    records = [
+        {'arch': '|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|', 'params': 1},
+        {'arch': '|none~0|+|nor_conv_3x3~0|none~1|', 'params': 1},
+        {'arch': '|none~0|+|none~0|none~1|', 'params': 1},
+    ]
     got = rankings.baselines(records, 'nasbench201', np.random.default_rng(0))
     np.testing.assert_array_equal(got['nor_conv_3x3 count'], [2, 1, 0])
 

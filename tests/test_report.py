@@ -25,12 +25,15 @@ from report_helpers import config
 class ReportTest(WorkdirTestCase):
 
   def test_group_table_by_hand(self):
-    results = [{'arch': a, 'params': p, 'test_accuracy': acc} for a, (acc, p) in
-               RESULTS.items() if a != 'd']
-    rows = {r['group']: r for r in tables.group_table(GROUPS, CANDIDATES, results,
-                                                      'test_accuracy')}
-    self.assertEqual(list(rows), ['one_shot_top', 'random', 'bucket_0', 'bucket_1',
-                                  tables.ALL_RETRAINED])
+    results = [
+        {'arch': a, 'params': p, 'test_accuracy': acc}
+        for a, (acc, p) in RESULTS.items()
+        if a != 'd'
+    ]
+    rows = {r['group']: r for r in tables.group_table(GROUPS, CANDIDATES, results, 'test_accuracy')}
+    self.assertEqual(
+        list(rows), ['one_shot_top', 'random', 'bucket_0', 'bucket_1', tables.ALL_RETRAINED]
+    )
     top = rows['one_shot_top']
     self.assertEqual((top['retrained'], top['selected']), (2, 2))
     # Sample std of two values: |x1 - x2| / sqrt(2).
@@ -47,16 +50,25 @@ class ReportTest(WorkdirTestCase):
     # Every selected or retrained arch once: a-e selected, x retrained by name only.
     everything = rows[tables.ALL_RETRAINED]
     self.assertEqual((everything['retrained'], everything['selected']), (5, 6))
-    self.assertAlmostEqual(everything['standalone_accuracy']['mean'],
-                           (0.95 + 0.91 + 0.93 + 0.88 + 0.97) / 5)
+    self.assertAlmostEqual(
+        everything['standalone_accuracy']['mean'], (0.95 + 0.91 + 0.93 + 0.88 + 0.97) / 5
+    )
     self.assertEqual(everything['one_shot_accuracy']['n'], 5)
 
   def test_order_groups(self):
-    names = ['bucket_10', 'bucket_2', 'random', 'custom', 'all_on', 'one_shot_small',
-             'one_shot_top']
-    self.assertEqual(list(tables.order_groups(dict.fromkeys(names, []))),
-                     ['one_shot_top', 'one_shot_small', 'random', 'all_on', 'custom',
-                      'bucket_2', 'bucket_10'])
+    names = [
+        'bucket_10',
+        'bucket_2',
+        'random',
+        'custom',
+        'all_on',
+        'one_shot_small',
+        'one_shot_top',
+    ]
+    self.assertEqual(
+        list(tables.order_groups(dict.fromkeys(names, []))),
+        ['one_shot_top', 'one_shot_small', 'random', 'all_on', 'custom', 'bucket_2', 'bucket_10'],
+    )
 
   @parameterized.named_parameters(
       ('monotone', [1, 2, 3, 4], [0.1, 0.5, 0.7, 0.9], 1.0, 1.0),
@@ -65,8 +77,7 @@ class ReportTest(WorkdirTestCase):
       # discordant: tau = (8 - 2) / 10 = 0.6.
       ('by_hand', [1, 2, 3, 4, 5], [2, 1, 4, 3, 5], 0.8, 0.6),
       # Pairs with a missing or non-finite side are dropped, leaving the by-hand case.
-      ('missing_dropped', [1, 2, None, 3, 4, 5, float('nan')],
-       [2, 1, 7, 4, 3, 5, 1], 0.8, 0.6),
+      ('missing_dropped', [1, 2, None, 3, 4, 5, float('nan')], [2, 1, 7, 4, 3, 5, 1], 0.8, 0.6),
   )
   def test_rank_correlation(self, x, y, rho, tau):
     corr = tables.rank_correlation(x, y)
@@ -101,9 +112,17 @@ class ReportTest(WorkdirTestCase):
     self.assertAlmostEqual(corrs['kl_vs_one_shot']['spearman'], -1.0)
     self.assertLess(corrs['kl_vs_standalone']['spearman'], 0)
     self.assertEqual(summary['best_candidate']['arch'], 'a')
-    self.assertEqual(summary['best_retrained'],
-                     {'arch': 'x', 'arch_id': 'id_x', 'params': 9000, 'flops': 1,
-                      'accuracy': 0.97, 'one_shot_accuracy': None})
+    self.assertEqual(
+        summary['best_retrained'],
+        {
+            'arch': 'x',
+            'arch_id': 'id_x',
+            'params': 9000,
+            'flops': 1,
+            'accuracy': 0.97,
+            'one_shot_accuracy': None,
+        },
+    )
     self.assertEqual([row['group'] for row in summary['table']][0], 'one_shot_top')
     self.assertEqual(summary['figures'], {'written': list(FIGURES), 'skipped': {}})
     for name in FIGURES:
@@ -129,8 +148,9 @@ class ReportTest(WorkdirTestCase):
     self.assertIn('no retrained archs', md)
     self.assertIn('5 of 5 selected archs are not retrained yet', md)
     self.assertIn('config.report.figures=False', md)
-    self.assertEqual(sorted(os.listdir(os.path.join(root, 'report'))),
-                     ['summary.json', 'summary.md'])
+    self.assertEqual(
+        sorted(os.listdir(os.path.join(root, 'report'))), ['summary.json', 'summary.md']
+    )
 
   def test_empty_workdir(self):
     root = self.workdir(candidates=None, groups=None, results=None)
@@ -158,10 +178,16 @@ class ReportTest(WorkdirTestCase):
       ('percent', '{"arch": "t", "accuracy": 93.0}\n', 'fraction'),
       ('no_accuracy', '{"arch": "t", "kl": 0.1}\n', "missing 'accuracy'"),
       ('no_loss', '{"arch": "t", "accuracy": 0.5, "kl": 0.1}\n', "missing 'loss'"),
-      ('bad_kl', '{"arch": "t", "accuracy": 0.5, "loss": 1, "kl": "low", "params": 1, '
-       '"flops": 1}\n', "'kl'"),
-      ('bad_params', '{"arch": "t", "accuracy": 0.5, "loss": 1, "kl": 1, "params": 1.5, '
-       '"flops": 1}\n', "'params' must be an integer"),
+      (
+          'bad_kl',
+          '{"arch": "t", "accuracy": 0.5, "loss": 1, "kl": "low", "params": 1, ' '"flops": 1}\n',
+          "'kl'",
+      ),
+      (
+          'bad_params',
+          '{"arch": "t", "accuracy": 0.5, "loss": 1, "kl": 1, "params": 1.5, ' '"flops": 1}\n',
+          "'params' must be an integer",
+      ),
   )
   def test_malformed_candidates_line(self, line, problem):
     root = self.workdir(results=None)

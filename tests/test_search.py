@@ -14,30 +14,35 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+import helpers
 from osas import main
 from osas import parallel
 from osas import workdir as workdir_lib
-from osas.models import ModelSpec, Supernet
+from osas.models import ModelSpec
+from osas.models import Supernet
 from osas.models.initialize import init_variables
 from osas.search import memory
 from osas.search import results
 from osas.search import selection
 from osas.search import strategies
-from osas.search.evaluator import Evaluator, symmetrized_kl
+from osas.search.evaluator import Evaluator
+from osas.search.evaluator import symmetrized_kl
 from osas.space import SearchSpace
-import helpers
 
 SPACE = SearchSpace()
-SPEC = ModelSpec(num_classes=4, filters=2, num_stacks=1, cells_per_stack=1,
-                 depthwise_impl='native')
+SPEC = ModelSpec(num_classes=4, filters=2, num_stacks=1, cells_per_stack=1, depthwise_impl='native')
 
 
 @functools.lru_cache(maxsize=None)
 def _setup():
   images = jax.random.normal(jax.random.key(0), (16, 4, 4, 1))
   labels = jnp.arange(16) % 4
-  params = init_variables(Supernet(SPACE, SPEC), jax.random.key(1), images[:8],
-                          jax.tree.map(lambda x: x[None], SPACE.all_on()))['params']
+  params = init_variables(
+      Supernet(SPACE, SPEC),
+      jax.random.key(1),
+      images[:8],
+      jax.tree.map(lambda x: x[None], SPACE.all_on()),
+  )['params']
   return params, images, labels
 
 
@@ -45,12 +50,15 @@ class EvaluatorTest(parameterized.TestCase):
 
   def test_one_compile_for_three_chunks_and_equal_to_a_loop(self):
     params, images, labels = _setup()
-    evaluator = Evaluator(SPACE, SPEC, parallel.make_mesh(), mode='vmap', chunk_size=4,
-                          ghost_batch_size=8)
+    evaluator = Evaluator(
+        SPACE, SPEC, parallel.make_mesh(), mode='vmap', chunk_size=4, ghost_batch_size=8
+    )
     masks = SPACE.sample_masks(jax.random.key(2), 11)  # 3 chunks, the last one short.
     batches = [(images[:8], labels[:8]), (images[8:], labels[8:])]
-    scores = [evaluator.score(params, batches, jax.tree.map(lambda x: x[i:i + 4], masks))
-              for i in (0, 4, 8)]
+    scores = [
+        evaluator.score(params, batches, jax.tree.map(lambda x: x[i : i + 4], masks))
+        for i in (0, 4, 8)
+    ]
     self.assertEqual(evaluator.compilations(), 1)
     accuracy = np.concatenate([s['accuracy'] for s in scores])
     loss = np.concatenate([s['loss'] for s in scores])
@@ -70,34 +78,37 @@ class EvaluatorTest(parameterized.TestCase):
     reference_images = images[:8]
     out = {}
     for mode in ('vmap', 'skip'):
-      evaluator = Evaluator(SPACE, SPEC, parallel.make_mesh(), mode=mode, chunk_size=4,
-                            ghost_batch_size=8)
+      evaluator = Evaluator(
+          SPACE, SPEC, parallel.make_mesh(), mode=mode, chunk_size=4, ghost_batch_size=8
+      )
       reference = evaluator.reference(params, reference_images)
-      out[mode] = evaluator.score(params, [(images, labels)], masks,
-                                  (reference_images, reference))
+      out[mode] = evaluator.score(params, [(images, labels)], masks, (reference_images, reference))
     for key in ('accuracy', 'loss', 'kl'):
       np.testing.assert_allclose(out['skip'][key], out['vmap'][key], rtol=1e-5, atol=1e-7)
 
   def test_memory_estimate_grows_with_the_vmapped_chunk(self):
     params, images, labels = _setup()
-    need = {m: Evaluator(SPACE, SPEC, parallel.make_mesh(), mode='vmap', chunk_size=m,
-                         ghost_batch_size=8).memory_bytes(params, (images, labels))
-            for m in (1, 4)}
+    need = {
+        m: Evaluator(
+            SPACE, SPEC, parallel.make_mesh(), mode='vmap', chunk_size=m, ghost_batch_size=8
+        ).memory_bytes(params, (images, labels))
+        for m in (1, 4)
+    }
     self.assertGreater(need[1], sum(x.nbytes for x in jax.tree.leaves(params)))
     self.assertGreater(need[4], need[1])  # Activations of every candidate at once.
 
   def test_symmetrized_kl_by_hand(self):
     p, q = np.log([[0.5, 0.5]]), np.log([[0.9, 0.1]])
     # KL(p||q) = .5 ln(.5/.9) + .5 ln(.5/.1); KL(q||p) = .9 ln(.9/.5) + .1 ln(.1/.5).
-    expected = (.5 * math.log(.5 / .9) + .5 * math.log(5) + .9 * math.log(1.8) +
-                .1 * math.log(.2))
+    expected = (
+        0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(5) + 0.9 * math.log(1.8) + 0.1 * math.log(0.2)
+    )
     self.assertAlmostEqual(float(symmetrized_kl(p, q)), expected, places=6)
     self.assertAlmostEqual(float(symmetrized_kl(q, q)), 0.0, places=7)
 
   def test_chunk_must_split_over_devices(self):
     with self.assertRaisesRegex(ValueError, 'config.search.chunk_size=0'):
-      Evaluator(SPACE, SPEC, parallel.make_mesh(), mode='vmap', chunk_size=0,
-                ghost_batch_size=8)
+      Evaluator(SPACE, SPEC, parallel.make_mesh(), mode='vmap', chunk_size=0, ghost_batch_size=8)
 
 
 class StrategyAndResultsTest(parameterized.TestCase):
@@ -146,9 +157,18 @@ class SelectionTest(absltest.TestCase):
 
   def test_groups_by_hand(self):
     records = [dict(arch=f'a{i}', accuracy=i / 100, params=1000 - i) for i in range(100)]
-    section = ml_collections.ConfigDict(dict(
-        top_n=20, top_sample=4, small_percentile=90, small_n=2, random_n=5,
-        include_all_on=True, buckets=4, per_bucket=2))
+    section = ml_collections.ConfigDict(
+        dict(
+            top_n=20,
+            top_sample=4,
+            small_percentile=90,
+            small_n=2,
+            random_n=5,
+            include_all_on=True,
+            buckets=4,
+            per_bucket=2,
+        )
+    )
     groups = selection.select(records, section, 0, 'ALL')
     top = [int(a[1:]) for a in groups['one_shot_top']]
     self.assertLen(top, 4)  # One from each stratum of five ranks among the best 20.
@@ -164,12 +184,23 @@ class SelectionTest(absltest.TestCase):
   def test_rank_by_turns_the_groups_around(self):
     # loss = -accuracy order reversed: ranked by loss the best are the low-accuracy ones;
     # a missing naswot ranks last whatever its accuracy.
-    records = [dict(arch=f'a{i}', accuracy=i / 100, loss=i / 10, naswot=float(i), params=5)
-               for i in range(100)]
+    records = [
+        dict(arch=f'a{i}', accuracy=i / 100, loss=i / 10, naswot=float(i), params=5)
+        for i in range(100)
+    ]
     records[0]['naswot'] = None
-    section = ml_collections.ConfigDict(dict(
-        top_n=10, top_sample=10, small_percentile=95, small_n=10, random_n=0,
-        include_all_on=False, buckets=0, per_bucket=0))
+    section = ml_collections.ConfigDict(
+        dict(
+            top_n=10,
+            top_sample=10,
+            small_percentile=95,
+            small_n=10,
+            random_n=0,
+            include_all_on=False,
+            buckets=0,
+            per_bucket=0,
+        )
+    )
     by_loss = selection.select(records, section, 0, None, 'loss')
     self.assertCountEqual(by_loss['one_shot_top'], [f'a{i}' for i in range(10)])
     self.assertCountEqual(by_loss['one_shot_small'], [f'a{i}' for i in range(5)])
@@ -228,19 +259,21 @@ class SearchStageTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, 'search: '):
       main.run(helpers.tiny(stages=('search',)), broken)
 
-  @parameterized.parameters(('search.num_candidates', 0, 'num_candidates=0'),
-                            ('search.chunk_size', -4, 'chunk_size=-4'),
-                            ('search.kl_examples', 5, 'kl_examples=5'))
+  @parameterized.parameters(
+      ('search.num_candidates', 0, 'num_candidates=0'),
+      ('search.chunk_size', -4, 'chunk_size=-4'),
+      ('search.kl_examples', 5, 'kl_examples=5'),
+  )
   def test_bad_search_config(self, field, value, message):
     with self.assertRaisesRegex(ValueError, message):
-      main.run(helpers.tiny(stages=('search',), **{field: value}),
-               self.create_tempdir().full_path)
+      main.run(helpers.tiny(stages=('search',), **{field: value}), self.create_tempdir().full_path)
 
   def test_validation_smaller_than_a_batch_is_refused(self):
     workdir = self._copy('small_valid')
     big = helpers.tiny(stages=('search',), **{'search.batch_size': 1024})
-    with self.assertRaisesRegex(ValueError, r'no complete evaluation batch: .* '
-                                r'config.search.batch_size=1024'):
+    with self.assertRaisesRegex(
+        ValueError, r'no complete evaluation batch: .* ' r'config.search.batch_size=1024'
+    ):
       main.run(big, workdir)
     self.assertFalse(os.path.exists(os.path.join(workdir, 'search', 'candidates.jsonl')))
 
@@ -270,8 +303,11 @@ class ChunkSizeTest(absltest.TestCase):
 
   def test_check_names_the_fields(self):
     memory.check(2**30, 2**30, chunk_size=8, batch_size=64)
-    with self.assertRaisesRegex(ValueError, r'chunk_size=8 with config.search.batch_size=64 '
-                                r'needs about 1.00 GiB .* than the 0.50 GiB'):
+    with self.assertRaisesRegex(
+        ValueError,
+        r'chunk_size=8 with config.search.batch_size=64 '
+        r'needs about 1.00 GiB .* than the 0.50 GiB',
+    ):
       memory.check(2**30, 2**29, chunk_size=8, batch_size=64)
 
 

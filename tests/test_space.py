@@ -10,7 +10,8 @@ import jax
 import numpy as np
 
 from osas import space as space_lib
-from osas.space import Arch, SearchSpace
+from osas.space import Arch
+from osas.space import SearchSpace
 
 EXAMPLE = '0,1:sep3x3+max_pool | 2:identity | 0,3:sep5x5 | 1,4:sep7x7+avg_pool'
 
@@ -19,7 +20,7 @@ class SizeTest(parameterized.TestCase):
 
   def test_paper_size_is_computed(self):
     self.assertEqual(SearchSpace().size, 6002115840)
-    self.assertEqual(SearchSpace().size, (3 * 7 * 15 * 31) * 28 ** 4)
+    self.assertEqual(SearchSpace().size, (3 * 7 * 15 * 31) * 28**4)
 
   @parameterized.parameters(
       dict(num_blocks=2, ops=('identity', 'sep3x3', 'max_pool')),
@@ -78,10 +79,14 @@ class ArchFormTest(parameterized.TestCase):
       self.assertEqual(back, arch)
 
   @parameterized.parameters(
-      ('0:identity | 1:identity | 0,5:identity | 1:identity',
-       'block 2 reads input 5, only 0..3 exist'),
-      ('0:identity+sep3x3+max_pool | 1:identity | 1:identity | 1:identity',
-       'block 0 has 3 ops, at most 2 allowed'),
+      (
+          '0:identity | 1:identity | 0,5:identity | 1:identity',
+          'block 2 reads input 5, only 0..3 exist',
+      ),
+      (
+          '0:identity+sep3x3+max_pool | 1:identity | 1:identity | 1:identity',
+          'block 0 has 3 ops, at most 2 allowed',
+      ),
       ('0:identity | 1:conv9x9 | 1:identity | 1:identity', "block 1: unknown op 'conv9x9'"),
       ('0:identity | 1:identity | 1:identity', 'cell has 3 blocks'),
       ('0:identity | 1,1:identity | 1:identity | 1:identity', 'block 1 lists input 1 twice'),
@@ -143,8 +148,9 @@ class SamplingTest(absltest.TestCase):
     space = SearchSpace(num_blocks=2, ops=('a', 'b', 'c'), max_ops=1)
     n = 60000
     masks = space.sample_masks(jax.random.key(1), n)
-    bits = np.concatenate([np.asarray(masks.inputs).reshape(n, -1),
-                           np.asarray(masks.ops).reshape(n, -1)], axis=1).astype(np.int64)
+    bits = np.concatenate(
+        [np.asarray(masks.inputs).reshape(n, -1), np.asarray(masks.ops).reshape(n, -1)], axis=1
+    ).astype(np.int64)
     counts = collections.Counter((bits @ (1 << np.arange(bits.shape[1]))).tolist())
     self.assertLen(counts, space.size)
     expected = n / space.size

@@ -13,19 +13,33 @@ import optax
 
 from osas import parallel
 from osas import samplers
-from osas.models import ModelSpec, Supernet
+from osas.models import ModelSpec
+from osas.models import Supernet
 from osas.models.bender2018 import usage_fraction
 from osas.models.initialize import init_variables
-from osas.space import Masks, SearchSpace
+from osas.space import Masks
+from osas.space import SearchSpace
 from osas.train import common
 from osas.train import supernet as supernet_train
 
 
 def _section(**overrides):
-  fields = dict(learning_rate=0.1, batch_size=8, lr_reference_batch_size=4, num_steps=10,
-                lr_schedule='cosine', warmup_steps=0, momentum=0.9, nesterov=True,
-                ghost_batch_size=4, path_dropout_rate=0.5, weight_decay=0.01,
-                sampler='path_dropout', bn_affine=True, ema_decay=0.0)
+  fields = dict(
+      learning_rate=0.1,
+      batch_size=8,
+      lr_reference_batch_size=4,
+      num_steps=10,
+      lr_schedule='cosine',
+      warmup_steps=0,
+      momentum=0.9,
+      nesterov=True,
+      ghost_batch_size=4,
+      path_dropout_rate=0.5,
+      weight_decay=0.01,
+      sampler='path_dropout',
+      bn_affine=True,
+      ema_decay=0.0,
+  )
   fields.update(overrides)
   return ml_collections.ConfigDict(fields)
 
@@ -48,8 +62,10 @@ class UsageTest(absltest.TestCase):
     self.assertEqual(usage_fraction(space, ('net', 'stem', 'conv', 'kernel'), masks), 1.0)
 
   def test_l2_weights_kernels_only(self):
-    params = {'a': {'kernel': jnp.full((2, 2), 2.0), 'bias': jnp.ones(3)},
-              'b': {'depthwise_0': jnp.ones((3,)), 'scale': jnp.ones(4)}}
+    params = {
+        'a': {'kernel': jnp.full((2, 2), 2.0), 'bias': jnp.ones(3)},
+        'b': {'depthwise_0': jnp.ones((3,)), 'scale': jnp.ones(4)},
+    }
     self.assertAlmostEqual(float(common.l2(params)), 16.0 + 3.0)
     weighted = common.l2(params, lambda path: 0.5 if path[0] == 'a' else 1.0)
     self.assertAlmostEqual(float(weighted), 8.0 + 3.0)
@@ -61,12 +77,14 @@ class ScheduleTest(parameterized.TestCase):
     schedule = common.learning_rate(_section(), 'config.x')
     peak = 0.1 * 8 / 4
     for step in (0, 3, 10):
-      self.assertAlmostEqual(float(schedule(step)),
-                             peak * 0.5 * (1 + math.cos(math.pi * step / 10)), places=6)
+      self.assertAlmostEqual(
+          float(schedule(step)), peak * 0.5 * (1 + math.cos(math.pi * step / 10)), places=6
+      )
 
   def test_warmup_then_linear(self):
-    schedule = common.learning_rate(_section(lr_schedule='linear', warmup_steps=2,
-                                             batch_size=4), 'config.x')
+    schedule = common.learning_rate(
+        _section(lr_schedule='linear', warmup_steps=2, batch_size=4), 'config.x'
+    )
     self.assertAlmostEqual(float(schedule(1)), 0.05, places=6)
     self.assertAlmostEqual(float(schedule(2)), 0.1, places=6)
     self.assertAlmostEqual(float(schedule(6)), 0.05, places=6)
@@ -81,25 +99,38 @@ class SupernetStepTest(absltest.TestCase):
   def test_step_equals_hand_written_update(self):
     space = SearchSpace()
     section = _section()
-    model = Supernet(space, ModelSpec(num_classes=3, filters=2, num_stacks=1,
-                                      cells_per_stack=1, depthwise_impl='native'))
+    model = Supernet(
+        space,
+        ModelSpec(
+            num_classes=3, filters=2, num_stacks=1, cells_per_stack=1, depthwise_impl='native'
+        ),
+    )
     images = jax.random.normal(jax.random.key(0), (8, 4, 4, 1))
     labels = jnp.array([0, 1, 2, 0, 1, 2, 0, 1])
-    params = init_variables(model, jax.random.key(1), images,
-                            jax.tree.map(lambda x: x[None], space.all_on()))['params']
+    params = init_variables(
+        model, jax.random.key(1), images, jax.tree.map(lambda x: x[None], space.all_on())
+    )['params']
     tx = common.optimizer(section, 'config.supernet')
-    state = supernet_train.SupernetState(step=jnp.array(3), params=params,
-                                         opt_state=tx.init(params), key=jax.random.key(5))
+    state = supernet_train.SupernetState(
+        step=jnp.array(3), params=params, opt_state=tx.init(params), key=jax.random.key(5)
+    )
     mesh = parallel.make_mesh()
-    step = jax.jit(functools.partial(
-        supernet_train.train_step, model=model, tx=tx,
-        sampler=samplers.get_sampler('path_dropout'), section=section,
-        masks_sharding=parallel.data_sharding(mesh)))
+    step = jax.jit(
+        functools.partial(
+            supernet_train.train_step,
+            model=model,
+            tx=tx,
+            sampler=samplers.get_sampler('path_dropout'),
+            section=section,
+            masks_sharding=parallel.data_sharding(mesh),
+        )
+    )
     new_state, metrics = step(state, {'image': images, 'label': labels})
 
     # By hand: the masks of step 3 (ramp 0.3), the loss with usage-weighted L2, SGD.
-    masks = samplers.get_sampler('path_dropout')(jax.random.fold_in(state.key, 3), space, 2,
-                                                 0.3, section)
+    masks = samplers.get_sampler('path_dropout')(
+        jax.random.fold_in(state.key, 3), space, 2, 0.3, section
+    )
 
     def loss_fn(p):
       logits = model.apply({'params': p}, images, masks)
@@ -108,7 +139,7 @@ class SupernetStepTest(absltest.TestCase):
       for path, leaf in jax.tree_util.tree_flatten_with_path(p)[0]:
         names = common.path_names(path)
         if common.is_weight(names):
-          l2 += usage_fraction(space, names, masks) * jnp.sum(leaf ** 2)
+          l2 += usage_fraction(space, names, masks) * jnp.sum(leaf**2)
       return ce + 0.005 * l2, ce
 
     grads, ce = jax.grad(loss_fn, has_aux=True)(params)
@@ -118,8 +149,10 @@ class SupernetStepTest(absltest.TestCase):
     self.assertAlmostEqual(float(metrics.compute()['loss']), float(ce), places=5)
     for a, b in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(expected)):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    moved = [float(jnp.abs(a - b).max()) for a, b in
-             zip(jax.tree.leaves(new_state.params), jax.tree.leaves(params))]
+    moved = [
+        float(jnp.abs(a - b).max())
+        for a, b in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(params))
+    ]
     self.assertGreater(max(moved), 0.0)
 
 
@@ -128,31 +161,45 @@ class SupernetOptionsTest(absltest.TestCase):
 
   def _step(self, section, ema):
     space = SearchSpace()
-    model = Supernet(space, ModelSpec(num_classes=3, filters=2, num_stacks=1,
-                                      cells_per_stack=1, depthwise_impl='native'))
+    model = Supernet(
+        space,
+        ModelSpec(
+            num_classes=3, filters=2, num_stacks=1, cells_per_stack=1, depthwise_impl='native'
+        ),
+    )
     images = jax.random.normal(jax.random.key(0), (8, 4, 4, 1))
-    params = init_variables(model, jax.random.key(1), images,
-                            jax.tree.map(lambda x: x[None], space.all_on()))['params']
+    params = init_variables(
+        model, jax.random.key(1), images, jax.tree.map(lambda x: x[None], space.all_on())
+    )['params']
     # Non-trivial BN affine parameters, so that "unchanged" is not "still at init".
     params = jax.tree_util.tree_map_with_path(
-        lambda p, x: x + 0.5 if supernet_train.is_bn_affine(common.path_names(p)) else x,
-        params)
+        lambda p, x: x + 0.5 if supernet_train.is_bn_affine(common.path_names(p)) else x, params
+    )
     tx = common.optimizer(section, 'config.supernet')
     state = supernet_train.SupernetState(
-        step=jnp.array(3), params=params, opt_state=tx.init(params), key=jax.random.key(5),
-        ema_params=params if ema else None)
+        step=jnp.array(3),
+        params=params,
+        opt_state=tx.init(params),
+        key=jax.random.key(5),
+        ema_params=params if ema else None,
+    )
     step = functools.partial(
-        supernet_train.train_step, model=model, tx=tx,
-        sampler=samplers.get_sampler('path_dropout'), section=section,
-        masks_sharding=parallel.data_sharding(parallel.make_mesh()))
+        supernet_train.train_step,
+        model=model,
+        tx=tx,
+        sampler=samplers.get_sampler('path_dropout'),
+        section=section,
+        masks_sharding=parallel.data_sharding(parallel.make_mesh()),
+    )
     new, _ = jax.jit(step)(state, {'image': images, 'label': jnp.arange(8) % 3})
     return params, new
 
   def test_bn_affine_off_freezes_scale_and_shift_only(self):
     params, new = self._step(_section(bn_affine=False), ema=False)
     moved = {}
-    for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(params)[0],
-                            jax.tree.leaves(new.params)):
+    for (path, a), b in zip(
+        jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(new.params)
+    ):
       moved[common.path_names(path)] = float(jnp.abs(a - b).max())
     frozen = {p: m for p, m in moved.items() if supernet_train.is_bn_affine(p)}
     self.assertNotEmpty(frozen)
@@ -160,14 +207,21 @@ class SupernetOptionsTest(absltest.TestCase):
     self.assertGreater(moved[('net', 'classifier', 'bias')], 0.0)
     self.assertGreater(moved[('net', 'classifier', 'kernel')], 0.0)
     _, trained = self._step(_section(), ema=False)
-    self.assertGreater(float(jnp.abs(trained.params['net']['head_bn']['scale']
-                                     - params['net']['head_bn']['scale']).max()), 0.0)
+    self.assertGreater(
+        float(
+            jnp.abs(
+                trained.params['net']['head_bn']['scale'] - params['net']['head_bn']['scale']
+            ).max()
+        ),
+        0.0,
+    )
 
   def test_ema_by_hand(self):
     params, new = self._step(_section(ema_decay=0.9), ema=True)
     decay = min(0.9, (1 + 4) / (10 + 4))  # After the step, t = 4.
-    for e, p0, p1 in zip(jax.tree.leaves(new.ema_params), jax.tree.leaves(params),
-                         jax.tree.leaves(new.params)):
+    for e, p0, p1 in zip(
+        jax.tree.leaves(new.ema_params), jax.tree.leaves(params), jax.tree.leaves(new.params)
+    ):
       np.testing.assert_allclose(e, decay * p0 + (1 - decay) * p1, rtol=1e-5, atol=1e-7)
     self.assertIs(supernet_train.weights(new), new.ema_params)
 

@@ -9,7 +9,10 @@ import numpy as np
 
 from osas import models
 from osas import parallel
-from osas.models import ModelSpec, Standalone, Supernet, params_from_supernet
+from osas.models import ModelSpec
+from osas.models import Standalone
+from osas.models import Supernet
+from osas.models import params_from_supernet
 from osas.models.initialize import init_variables
 from osas.models.ops import ReLU
 from osas.search import zero_cost
@@ -18,7 +21,7 @@ from osas.space import get_space
 
 ARCHS = {
     'nasbench201': '|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+'
-                   '|skip_connect~0|nor_conv_3x3~1|none~2|',
+    '|skip_connect~0|nor_conv_3x3~1|none~2|',
     'bender2018': '0,1:sep3x3+max_pool | 2:identity | 0,3:sep5x5 | 1,4:conv1x7_7x1+avg_pool',
 }
 
@@ -48,10 +51,12 @@ class DefinitionsTest(absltest.TestCase):
     grads = jax.grad(loss)(params)
     g1, g2 = grads['hidden']['kernel'], grads['out']['kernel']
     ours = zero_cost.loss_grads(apply, params, x, labels)
-    self.assertAlmostEqual(float(zero_cost.grad_norm(ours)),
-                           float(jnp.linalg.norm(g1) + jnp.linalg.norm(g2)), places=5)
-    expected = (jnp.abs(g1 * params['hidden']['kernel']).sum()
-                + jnp.abs(g2 * params['out']['kernel']).sum())
+    self.assertAlmostEqual(
+        float(zero_cost.grad_norm(ours)), float(jnp.linalg.norm(g1) + jnp.linalg.norm(g2)), places=5
+    )
+    expected = (
+        jnp.abs(g1 * params['hidden']['kernel']).sum() + jnp.abs(g2 * params['out']['kernel']).sum()
+    )
     self.assertAlmostEqual(float(zero_cost.snip(params, ours)), float(expected), places=5)
 
   def test_synflow_of_a_linear_network_is_its_weight_mass_path_sum(self):
@@ -60,8 +65,7 @@ class DefinitionsTest(absltest.TestCase):
     apply = lambda p, x: model.apply({'params': p}, x)
     w1, w2 = (np.abs(np.asarray(params[k]['kernel'])) for k in ('hidden', 'out'))
     r = np.ones(16) @ w1 @ w2 @ np.ones(3)
-    self.assertAlmostEqual(float(zero_cost.synflow(apply, params, (16,))), np.log(2 * r),
-                           places=5)
+    self.assertAlmostEqual(float(zero_cost.synflow(apply, params, (16,))), np.log(2 * r), places=5)
 
   def test_jacob_cov_matches_numpy_corrcoef_and_eig(self):
     model, params, x, _ = _toy()
@@ -69,8 +73,7 @@ class DefinitionsTest(absltest.TestCase):
     jac = np.asarray(jax.grad(lambda x: jnp.sum(apply(params, x)))(x)).reshape(5, -1)
     v = np.linalg.eigvalsh(np.corrcoef(jac))
     expected = -np.sum(np.log(v + 1e-5) + 1 / (v + 1e-5))
-    self.assertAlmostEqual(float(zero_cost.jacob_cov(apply, params, x)) / expected, 1.0,
-                           places=4)
+    self.assertAlmostEqual(float(zero_cost.jacob_cov(apply, params, x)) / expected, 1.0, places=4)
 
   def test_naswot_is_logdet_of_units_minus_hamming_distance(self):
     model, params, x, _ = _toy()
@@ -79,8 +82,9 @@ class DefinitionsTest(absltest.TestCase):
     hamming = (codes[:, None, :] != codes[None, :, :]).sum(-1)
     kernel = codes.shape[1] - hamming
     expected = np.linalg.slogdet(kernel.astype(np.float64))[1]
-    self.assertAlmostEqual(float(zero_cost.naswot(state['intermediates'], lambda p: 1.0)),
-                           expected, places=4)
+    self.assertAlmostEqual(
+        float(zero_cost.naswot(state['intermediates'], lambda p: 1.0)), expected, places=4
+    )
     # A dropped ReLU (weight 0) leaves nothing: the kernel is all zeros, log|K| = -inf.
     self.assertEqual(float(zero_cost.naswot(state['intermediates'], lambda p: 0.0)), -np.inf)
 
@@ -91,13 +95,15 @@ class SupernetEqualsStandaloneTest(parameterized.TestCase):
   @parameterized.parameters('nasbench201', 'bender2018')
   def test_every_score(self, name):
     space = get_space(name)
-    spec = ModelSpec(num_classes=5, filters=4, num_stacks=2, cells_per_stack=2,
-                     depthwise_impl='native')
+    spec = ModelSpec(
+        num_classes=5, filters=4, num_stacks=2, cells_per_stack=2, depthwise_impl='native'
+    )
     net = Supernet(space, spec)
     images = jax.random.normal(jax.random.key(0), (8, 8, 8, 3))
     labels = jnp.arange(8) % 5
-    params = init_variables(net, jax.random.key(1), images,
-                            jax.tree.map(lambda a: a[None], space.all_on()))['params']
+    params = init_variables(
+        net, jax.random.key(1), images, jax.tree.map(lambda a: a[None], space.all_on())
+    )['params']
     arch = space.parse(ARCHS[name])
     mask = space.encode(arch)
     model = Standalone(arch, space, spec)
@@ -108,8 +114,7 @@ class SupernetEqualsStandaloneTest(parameterized.TestCase):
       return net.apply({'params': p}, x, mask, num_ghosts=1, mutable=mutable)
 
     def standalone(p, x, mutable=('batch_stats',)):
-      return model.apply({'params': p, 'batch_stats': stats}, x, train=True,
-                         mutable=list(mutable))
+      return model.apply({'params': p, 'batch_stats': stats}, x, train=True, mutable=list(mutable))
 
     usage = models.of(space).usage_fraction
     one = jax.tree.map(lambda a: a[None], mask)
@@ -122,10 +127,12 @@ class SupernetEqualsStandaloneTest(parameterized.TestCase):
       else:
         apply = lambda p, x: standalone(p, x)[0]
         kernels = lambda p, x: standalone(p, x, ['batch_stats', 'intermediates'])[1][
-            'intermediates']
+            'intermediates'
+        ]
         weight = lambda path: 1.0
-      got[kind] = jax.jit(lambda p: zero_cost.scores(
-          zero_cost.SCORES, apply, kernels, weight, p, images, labels))(p)
+      got[kind] = jax.jit(
+          lambda p: zero_cost.scores(zero_cost.SCORES, apply, kernels, weight, p, images, labels)
+      )(p)
     self.assertEqual(set(got['supernet']), set(zero_cost.SCORES))
     for score in zero_cost.SCORES:
       a, b = float(got['supernet'][score]), float(got['standalone'][score])
@@ -142,24 +149,40 @@ class EvaluatorTest(parameterized.TestCase):
     spec = ModelSpec(num_classes=4, filters=2, num_stacks=1, cells_per_stack=1)
     images = jax.random.normal(jax.random.key(0), (8, 4, 4, 1))
     labels = jnp.arange(8) % 4
-    params = init_variables(Supernet(space, spec), jax.random.key(1), images,
-                            jax.tree.map(lambda a: a[None], space.all_on()))['params']
-    evaluator = Evaluator(space, spec, parallel.make_mesh(), mode=mode, chunk_size=4,
-                          ghost_batch_size=8, zero_cost_names=zero_cost.SCORES)
+    params = init_variables(
+        Supernet(space, spec),
+        jax.random.key(1),
+        images,
+        jax.tree.map(lambda a: a[None], space.all_on()),
+    )['params']
+    evaluator = Evaluator(
+        space,
+        spec,
+        parallel.make_mesh(),
+        mode=mode,
+        chunk_size=4,
+        ghost_batch_size=8,
+        zero_cost_names=zero_cost.SCORES,
+    )
     masks = space.sample_masks(jax.random.key(2), 3)  # Padded to the chunk of 4.
     got = evaluator.score(params, [(images, labels)], masks, None, (params, images, labels))
     for n, arch in enumerate(space.decode_batch(masks)):
       model = Standalone(arch, space, spec)
       stats = init_variables(model, jax.random.key(0), images[:1])['batch_stats']
-      run = lambda p, x, mutable: model.apply({'params': p, 'batch_stats': stats}, x,
-                                              train=True, mutable=mutable)
+      run = lambda p, x, mutable: model.apply(
+          {'params': p, 'batch_stats': stats}, x, train=True, mutable=mutable
+      )
       want = zero_cost.scores(
-          zero_cost.SCORES, lambda p, x: run(p, x, ['batch_stats'])[0],
+          zero_cost.SCORES,
+          lambda p, x: run(p, x, ['batch_stats'])[0],
           lambda p, x: run(p, x, ['batch_stats', 'intermediates'])[1]['intermediates'],
-          lambda path: 1.0, params_from_supernet(params, arch), images, labels)
+          lambda path: 1.0,
+          params_from_supernet(params, arch),
+          images,
+          labels,
+      )
       for score in zero_cost.SCORES:
-        np.testing.assert_allclose(got[score][n], want[score], rtol=1e-4,
-                                   err_msg=f'{arch} {score}')
+        np.testing.assert_allclose(got[score][n], want[score], rtol=1e-4, err_msg=f'{arch} {score}')
 
 
 if __name__ == '__main__':

@@ -22,11 +22,17 @@ from osas.models import cost as cost_lib
 from osas.models import kernels
 from osas.models import registry
 from osas.models import skeleton
-from osas.models.gates import gate, per_ghost
+from osas.models.gates import gate
+from osas.models.gates import per_ghost
 from osas.models.norm import BatchNorm
-from osas.models.ops import Conv, ReLU, make_op
+from osas.models.ops import Conv
+from osas.models.ops import ReLU
+from osas.models.ops import make_op
 from osas.models.skeleton import ModelSpec
-from osas.space.bender2018 import Arch, Block, Masks, SearchSpace
+from osas.space.bender2018 import Arch
+from osas.space.bender2018 import Block
+from osas.space.bender2018 import Masks
+from osas.space.bender2018 import SearchSpace
 
 _SEP_KERNEL = {'sep3x3': 3, 'sep5x5': 5, 'sep7x7': 7}
 
@@ -39,6 +45,7 @@ class ChoiceBlock(nn.Module):
   BN-ReLU-Conv1x1 per input, which is how it is computed here: each input's weights
   stand alone, and a dropped input is left out (skip) or multiplied by zero (mask).
   """
+
   space: Any
   index: int
   channels: int
@@ -59,15 +66,14 @@ class ChoiceBlock(nn.Module):
     for j in inputs:
       bit = None if input_mask is None else input_mask[..., j]
       unit = Projection(self.channels, self.ghost, self.train, name=f'input_{j}')
-      h = h + gate(self, bit, unit, lambda mdl, x: mdl(x), candidates[j], shape,
-                   self.execution)
+      h = h + gate(self, bit, unit, lambda mdl, x: mdl(x), candidates[j], shape, self.execution)
     out = 0.0
     for name in ops:
       bit = None if op_mask is None else op_mask[..., self.space.ops.index(name)]
-      op = make_op(name, channels=self.channels, ghost=self.ghost, impl=self.impl,
-                   name=f'op_{name}')
-      out = out + gate(self, bit, op, lambda mdl, x: mdl(x, self.train), h, shape,
-                       self.execution)
+      op = make_op(
+          name, channels=self.channels, ghost=self.ghost, impl=self.impl, name=f'op_{name}'
+      )
+      out = out + gate(self, bit, op, lambda mdl, x: mdl(x, self.train), h, shape, self.execution)
     if input_mask is not None:
       # A node whose inputs all dropped gives zeros (its ops would see BN of zeros).
       node_on = jnp.any(input_mask[..., :num_inputs], axis=-1)
@@ -77,6 +83,7 @@ class ChoiceBlock(nn.Module):
 
 class Projection(nn.Module):
   """BN-ReLU-Conv1x1 of one input of a choice block."""
+
   channels: int
   ghost: bool
   train: bool
@@ -89,6 +96,7 @@ class Projection(nn.Module):
 
 class Cell(nn.Module):
   """A cell: its blocks read the two previous cells and earlier blocks; output = concat."""
+
   space: Any
   channels: int
   ghost: bool
@@ -101,17 +109,29 @@ class Cell(nn.Module):
   def __call__(self, carry: tuple[jax.Array, jax.Array], masks: Masks | None):
     states = list(carry)
     for i in range(self.space.num_blocks):
-      states.append(ChoiceBlock(
-          self.space, i, self.channels, self.ghost, self.train, self.impl,
-          block=None if self.arch is None else self.arch.blocks[i],
-          execution=self.execution, name=f'block_{i}')(
-              states, None if masks is None else masks.inputs[..., i, :],
-              None if masks is None else masks.ops[..., i, :]))
-    return (carry[1], jnp.concatenate(states[self.space.num_cell_inputs:], axis=-1)), None
+      states.append(
+          ChoiceBlock(
+              self.space,
+              i,
+              self.channels,
+              self.ghost,
+              self.train,
+              self.impl,
+              block=None if self.arch is None else self.arch.blocks[i],
+              execution=self.execution,
+              name=f'block_{i}',
+          )(
+              states,
+              None if masks is None else masks.inputs[..., i, :],
+              None if masks is None else masks.ops[..., i, :],
+          )
+      )
+    return (carry[1], jnp.concatenate(states[self.space.num_cell_inputs :], axis=-1)), None
 
 
 class Reduction(nn.Module):
   """Fixed reduction between stacks: each carried state gets BN-ReLU-AvgPool2x2-Conv1x1."""
+
   features: int
   ghost: bool
   train: bool
@@ -134,6 +154,7 @@ class Network(nn.Module):
   shared); one network over [G, B/G, ...] beats `nn.vmap` over ghosts on CPU, whose
   per-ghost kernel gradients run as G small reductions instead of one.
   """
+
   space: Any
   spec: ModelSpec
   arch: Arch | None = None
@@ -150,8 +171,16 @@ class Network(nn.Module):
       if s:
         carry = Reduction(width * channels, self.ghost, train, name=f'reduce_{s}')(carry)
       cells = skeleton.stack(Cell, spec.cells_per_stack)
-      carry, _ = cells(self.space, channels, self.ghost, train, spec.depthwise_impl,
-                       self.arch, self.execution, name=f'stack_{s}')(carry, masks)
+      carry, _ = cells(
+          self.space,
+          channels,
+          self.ghost,
+          train,
+          spec.depthwise_impl,
+          self.arch,
+          self.execution,
+          name=f'stack_{s}',
+      )(carry, masks)
     return skeleton.head(carry[1], spec.num_classes, self.ghost, train)
 
 
@@ -164,12 +193,12 @@ def params_from_supernet(supernet_params: Any, arch: Arch) -> Any:
     out = {}
     for name, sub in tree.items():
       if name.startswith('block_'):
-        out[name] = prune(sub, arch.blocks[int(name[len('block_'):])])
+        out[name] = prune(sub, arch.blocks[int(name[len('block_') :])])
       elif block is not None and name.startswith('input_'):
-        if int(name[len('input_'):]) in block.inputs:
+        if int(name[len('input_') :]) in block.inputs:
           out[name] = sub
       elif block is not None and name.startswith('op_'):
-        if name[len('op_'):] in block.ops:
+        if name[len('op_') :] in block.ops:
           out[name] = sub
       else:
         out[name] = prune(sub, block)
@@ -187,12 +216,12 @@ def usage_fraction(space: SearchSpace, path: tuple[str, ...], masks: Masks) -> j
   for n, name in enumerate(path[:-1]):
     if not name.startswith('block_'):
       continue
-    block, part = int(name[len('block_'):]), path[n + 1]
+    block, part = int(name[len('block_') :]), path[n + 1]
     if part.startswith('input_'):
-      return jnp.mean(masks.inputs[:, block, int(part[len('input_'):])])
+      return jnp.mean(masks.inputs[:, block, int(part[len('input_') :])])
     if part.startswith('op_'):
       node_on = jnp.any(masks.inputs[:, block], axis=-1)
-      op_on = masks.ops[:, block, space.ops.index(part[len('op_'):])]
+      op_on = masks.ops[:, block, space.ops.index(part[len('op_') :])]
       return jnp.mean(op_on & node_on)
   return 1.0
 
@@ -232,5 +261,6 @@ def cost(space, spec, arch: Any, image_shape: tuple[int, int, int]) -> cost_lib.
   return cost_lib.add(total, cost_lib.head(cell_width, spec))
 
 
-registry.register_models('bender2018', registry.SpaceModels(
-    Network, cost, params_from_supernet, usage_fraction))
+registry.register_models(
+    'bender2018', registry.SpaceModels(Network, cost, params_from_supernet, usage_fraction)
+)

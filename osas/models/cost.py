@@ -31,15 +31,18 @@ def conv(k: int, cin: int, cout: int, pixels: int, bn: int = 0) -> Cost:
   return Cost(k * k * cin * cout + 2 * bn, pixels * k * k * cin * cout)
 
 
-def stem(spec, width: int, height: int, image_width: int,
-         channels: int) -> tuple[Cost, tuple[int, int]]:
+def stem(
+    spec, width: int, height: int, image_width: int, channels: int
+) -> tuple[Cost, tuple[int, int]]:
   """The stem's cost and the (height, width) the cells see."""
   if spec.stem == 'cifar':
     return conv(3, channels, width, height * image_width, bn=width), (height, image_width)
   half = math.ceil(height / 2), math.ceil(image_width / 2)
   quarter = math.ceil(half[0] / 2), math.ceil(half[1] / 2)
-  total = add(conv(3, channels, width // 2, half[0] * half[1], bn=width // 2),
-              conv(3, width // 2, width, quarter[0] * quarter[1], bn=width))
+  total = add(
+      conv(3, channels, width // 2, half[0] * half[1], bn=width // 2),
+      conv(3, width // 2, width, quarter[0] * quarter[1], bn=width),
+  )
   return total, quarter
 
 
@@ -50,8 +53,7 @@ def stack(cell: Cost, spec) -> Cost:
 
 def head(width: int, spec) -> Cost:
   """BN of the last features and the classifier (with bias)."""
-  return Cost(2 * width + width * spec.num_classes + spec.num_classes,
-              width * spec.num_classes)
+  return Cost(2 * width + width * spec.num_classes + spec.num_classes, width * spec.num_classes)
 
 
 def cost(space, spec, arch: Any, image_shape: tuple[int, int, int]) -> Cost:

@@ -14,9 +14,15 @@ def per_ghost(bit: jax.Array, ndim: int) -> jax.Array:
   return bit.reshape(bit.shape + (1,) * (ndim - bit.ndim))
 
 
-def gate(parent: nn.Module, bit, module: nn.Module,
-         fn: Callable[[nn.Module, jax.Array], jax.Array], x: jax.Array, out_shape,
-         execution: str) -> jax.Array:
+def gate(
+    parent: nn.Module,
+    bit,
+    module: nn.Module,
+    fn: Callable[[nn.Module, jax.Array], jax.Array],
+    x: jax.Array,
+    out_shape,
+    execution: str,
+) -> jax.Array:
   """fn(module, x) where bit is on, exact zeros where it is off (bit: None, scalar or [G]).
 
   `execution='mask'` multiplies by the bit; 'skip' runs fn under a `lax.cond` on a

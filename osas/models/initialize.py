@@ -21,9 +21,13 @@ import jax
 import numpy as np
 
 # The standard deviation of a unit normal truncated to [-2, 2] (flax uses the same).
-_TRUNCATED_STD = .87962566103423978
-_CONSTANTS = {('params', 'scale'): 1.0, ('params', 'bias'): 0.0,
-              ('batch_stats', 'mean'): 0.0, ('batch_stats', 'var'): 1.0}
+_TRUNCATED_STD = 0.87962566103423978
+_CONSTANTS = {
+    ('params', 'scale'): 1.0,
+    ('params', 'bias'): 0.0,
+    ('batch_stats', 'mean'): 0.0,
+    ('batch_stats', 'var'): 1.0,
+}
 
 
 def kernel_std(path: tuple[str, ...], shape: tuple[int, ...]) -> float:
@@ -35,8 +39,10 @@ def kernel_std(path: tuple[str, ...], shape: tuple[int, ...]) -> float:
     return math.sqrt(1.0 / core[0]) / _TRUNCATED_STD
   if (name == 'kernel' and len(core) == 4) or (name.startswith('depthwise_') and len(core) == 3):
     return math.sqrt(2.0 / math.prod(core[:-1])) / _TRUNCATED_STD
-  raise ValueError(f"no initialiser for params/{'/'.join(path)} of shape {shape}; "
-                   'add it to osas.models.initialize')
+  raise ValueError(
+      f"no initialiser for params/{'/'.join(path)} of shape {shape}; "
+      'add it to osas.models.initialize'
+  )
 
 
 def variable_shapes(module: nn.Module, *args, **kwargs) -> dict[str, Any]:
@@ -66,6 +72,6 @@ def init_variables(module: nn.Module, key: jax.Array, *args, **kwargs) -> dict[s
     if offset is None:
       array = np.full(leaf.shape, value, leaf.dtype)
     else:
-      array = (draws[offset:offset + size] * value).reshape(leaf.shape).astype(leaf.dtype)
+      array = (draws[offset : offset + size] * value).reshape(leaf.shape).astype(leaf.dtype)
     leaves.append(jax.numpy.asarray(array))
   return jax.tree.unflatten(treedef, leaves)

@@ -27,9 +27,12 @@ from osas.models import ops
 from osas.models import registry
 from osas.models import skeleton
 from osas.models.gates import gate
-from osas.models.ops import Conv, ReLUConvBN
+from osas.models.ops import Conv
+from osas.models.ops import ReLUConvBN
 from osas.models.skeleton import ModelSpec
-from osas.space.nasbench201 import Arch, EdgeMasks, NasBench201Space
+from osas.space.nasbench201 import Arch
+from osas.space.nasbench201 import EdgeMasks
+from osas.space.nasbench201 import NasBench201Space
 
 _KERNEL = {'nor_conv_1x1': 1, 'nor_conv_3x3': 3}  # The other ops have no weights.
 
@@ -43,6 +46,7 @@ OPS = {
 
 class Edge(nn.Module):
   """The ops of the edge from one node to another, summed (each gated by its mask bit)."""
+
   space: Any
   ops: tuple[str, ...]  # The ops that exist on this edge, 'none' left out.
   channels: int
@@ -56,13 +60,13 @@ class Edge(nn.Module):
     for name in self.ops:
       bit = None if op_mask is None else op_mask[..., self.space.ops.index(name)]
       op = OPS[name](channels=self.channels, ghost=self.ghost, name=f'op_{name}')
-      out = out + gate(self, bit, op, lambda mdl, x: mdl(x, self.train), x, x.shape,
-                       self.execution)
+      out = out + gate(self, bit, op, lambda mdl, x: mdl(x, self.train), x, x.shape, self.execution)
     return out
 
 
 class Cell(nn.Module):
   """Node 0 is the input, node j the sum of its incoming edges; the last node is the output."""
+
   space: Any
   channels: int
   ghost: bool
@@ -80,13 +84,20 @@ class Cell(nn.Module):
       names = tuple(name for name in names if name != 'none')
       if names:
         nodes[j] = nodes[j] + Edge(
-            self.space, names, self.channels, self.ghost, self.train, self.execution,
-            name=f'edge_{i}_{j}')(nodes[i], None if masks is None else masks.ops[..., e, :])
+            self.space,
+            names,
+            self.channels,
+            self.ghost,
+            self.train,
+            self.execution,
+            name=f'edge_{i}_{j}',
+        )(nodes[i], None if masks is None else masks.ops[..., e, :])
     return nodes[-1], None
 
 
 class ResidualReduction(nn.Module):
   """The benchmark's reduction: ReLU-Conv3x3/2-BN, ReLU-Conv3x3-BN, plus AvgPool2x2-Conv1x1."""
+
   features: int
   ghost: bool
   train: bool
@@ -105,6 +116,7 @@ class Network(nn.Module):
   with its own statistics and gated by its own masks (leading axes of `masks`, or
   none: shared by all).
   """
+
   space: Any
   spec: ModelSpec
   arch: Arch | None = None
@@ -120,8 +132,9 @@ class Network(nn.Module):
       if s:
         x = ResidualReduction(channels, self.ghost, train, name=f'reduce_{s}')(x)
       cells = skeleton.stack(Cell, spec.cells_per_stack)
-      x, _ = cells(self.space, channels, self.ghost, train, self.arch, self.execution,
-                   name=f'stack_{s}')(x, masks)
+      x, _ = cells(
+          self.space, channels, self.ghost, train, self.arch, self.execution, name=f'stack_{s}'
+      )(x, masks)
     return skeleton.head(x, spec.num_classes, self.ghost, train)
 
 
@@ -155,13 +168,14 @@ def params_from_supernet(supernet_params: Any, arch: Arch) -> Any:
   return prune(supernet_params)
 
 
-def usage_fraction(space: NasBench201Space, path: tuple[str, ...],
-                   masks: EdgeMasks) -> jax.Array | float:
+def usage_fraction(
+    space: NasBench201Space, path: tuple[str, ...], masks: EdgeMasks
+) -> jax.Array | float:
   """Fraction of ghost batches whose mask has the op at `path` on (1 outside the cells)."""
   for n, name in enumerate(path[:-1]):
     edge = _edge(name)
     if edge is not None and path[n + 1].startswith('op_'):
-      op = space.ops.index(path[n + 1][len('op_'):])
+      op = space.ops.index(path[n + 1][len('op_') :])
       return jnp.mean(masks.ops[:, space.edges.index(edge), op])
   return 1.0
 
@@ -177,13 +191,19 @@ def cost(space, spec, arch: Any, image_shape: tuple[int, int, int]) -> cost_lib.
     if s:  # conv_a (3x3, stride 2), conv_b (3x3), shortcut (avg pool, 1x1 conv, no BN).
       height, width = height // 2, width // 2
       pixels = height * width
-      total = cost_lib.add(total, cost_lib.conv(3, c_in, c, pixels, bn=c), cost_lib.conv(3, c, c, pixels, bn=c),
-                   cost_lib.conv(1, c_in, c, pixels))
-    cell = [cost_lib.conv(_KERNEL[op], c, c, height * width, bn=c)
-            for op in arch.ops if op in _KERNEL]
+      total = cost_lib.add(
+          total,
+          cost_lib.conv(3, c_in, c, pixels, bn=c),
+          cost_lib.conv(3, c, c, pixels, bn=c),
+          cost_lib.conv(1, c_in, c, pixels),
+      )
+    cell = [
+        cost_lib.conv(_KERNEL[op], c, c, height * width, bn=c) for op in arch.ops if op in _KERNEL
+    ]
     total = cost_lib.add(total, cost_lib.stack(cost_lib.add(*cell), spec))
   return cost_lib.add(total, cost_lib.head(c, spec))
 
 
-registry.register_models('nasbench201', registry.SpaceModels(
-    Network, cost, params_from_supernet, usage_fraction))
+registry.register_models(
+    'nasbench201', registry.SpaceModels(Network, cost, params_from_supernet, usage_fraction)
+)

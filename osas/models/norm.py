@@ -16,6 +16,7 @@ class BatchNorm(nn.Module):
   and each index of the leading axes is a separate ghost batch with its own statistics
   over (B, H, W). With running averages it is ordinary batch norm (stand-alone).
   """
+
   track_running_stats: bool = True
   momentum: float = 0.9
   epsilon: float = 1e-5

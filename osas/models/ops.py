@@ -38,6 +38,7 @@ class Conv(nn.Module):
 
   Kernel sizes must be odd; kernels.conv2d says why this beats nn.Conv on XLA:CPU.
   """
+
   features: int
   kernel_size: tuple[int, int] = (1, 1)
 
@@ -50,6 +51,7 @@ class Conv(nn.Module):
 
 class Op(nn.Module):
   """An op on `channels`-wide features; `ghost` selects batch norm without running stats."""
+
   channels: int
   ghost: bool = True
   impl: str = 'auto'  # Depthwise kernel implementation (see kernels.resolve_impl).
@@ -81,6 +83,7 @@ class AvgPool(Op):
 
 class SepConvPair(Op):
   """Two BN-ReLU-depthwise(k x k)-pointwise(1 x 1) units, as in the paper."""
+
   kernel_size: int = 3
 
   @nn.compact
@@ -109,6 +112,7 @@ class ReLUConvBN(Op):
   Stride 2 pads k // 2 on every side as the benchmark's PyTorch model does, so output
   pixel (y, x) is centred on input pixel (2y, 2x).
   """
+
   kernel_size: int = 3
   strides: int = 1
 
@@ -119,8 +123,15 @@ class ReLUConvBN(Op):
     if self.strides == 1:
       x = self.conv(x, (k, k), name='conv')
     else:
-      x = nn.Conv(self.channels, (k, k), self.strides, padding=[(k // 2, k // 2)] * 2,
-                  use_bias=False, kernel_init=conv_init, name='conv')(x)
+      x = nn.Conv(
+          self.channels,
+          (k, k),
+          self.strides,
+          padding=[(k // 2, k // 2)] * 2,
+          use_bias=False,
+          kernel_init=conv_init,
+          name='conv',
+      )(x)
     return BatchNorm(track_running_stats=not self.ghost, name='bn')(x, train)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple
 
 class SpaceModels(NamedTuple):
   """What the models need to know about one space."""
+
   # (space, spec, arch=None, ghost=True, execution='mask', name=None) -> a linen module
   # called as (images [..., B, H, W, C], masks, train) -> logits [..., B, classes].
   # arch=None: every path exists (the supernet) and masks gate them; an Arch: only its
@@ -34,6 +35,8 @@ def of(space: Any) -> SpaceModels:
   """The models of a space (or of the space with that name)."""
   name = space if isinstance(space, str) else space.name
   if name not in _MODELS:
-    raise ValueError(f"config.space.name: no models registered for space {name!r}; known: "
-                     f"{', '.join(_MODELS)} (osas.models.registry.register_models)")
+    raise ValueError(
+        f"config.space.name: no models registered for space {name!r}; known: "
+        f"{', '.join(_MODELS)} (osas.models.registry.register_models)"
+    )
   return _MODELS[name]

@@ -10,12 +10,15 @@ import jax.numpy as jnp
 
 from osas.models import kernels
 from osas.models.norm import BatchNorm
-from osas.models.ops import Conv, ReLU, conv_init
+from osas.models.ops import Conv
+from osas.models.ops import ReLU
+from osas.models.ops import conv_init
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
   """Macro-architecture hyper-parameters (the config's `model` section)."""
+
   num_classes: int
   filters: int = 16  # F: width of a block's ops in the first stack; doubles per stack.
   num_stacks: int = 3
@@ -34,15 +37,17 @@ class ModelSpec:
   @classmethod
   def from_config(cls, model_config, num_classes: int) -> ModelSpec:
     fields = {f.name for f in dataclasses.fields(cls)} - {'num_classes'}
-    return cls(num_classes=num_classes,
-               **{k: v for k, v in dict(model_config).items() if k in fields})
+    return cls(
+        num_classes=num_classes, **{k: v for k, v in dict(model_config).items() if k in fields}
+    )
 
   def stack_filters(self, stack: int) -> int:
-    return self.filters * 2 ** stack
+    return self.filters * 2**stack
 
 
 class CifarStem(nn.Module):
   """A 3x3 convolution and BN at full resolution."""
+
   features: int
   ghost: bool
   train: bool
@@ -55,17 +60,18 @@ class CifarStem(nn.Module):
 
 class ImageNetStem(nn.Module):
   """Two stride-2 3x3 convolutions: 224x224 images enter the cells at 56x56."""
+
   features: int
   ghost: bool
   train: bool
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = nn.Conv(self.features // 2, (3, 3), 2, use_bias=False, kernel_init=conv_init,
-                name='conv_0')(x)
+    x = nn.Conv(
+        self.features // 2, (3, 3), 2, use_bias=False, kernel_init=conv_init, name='conv_0'
+    )(x)
     x = ReLU()(BatchNorm(not self.ghost, name='bn_0')(x, self.train))
-    x = nn.Conv(self.features, (3, 3), 2, use_bias=False, kernel_init=conv_init,
-                name='conv_1')(x)
+    x = nn.Conv(self.features, (3, 3), 2, use_bias=False, kernel_init=conv_init, name='conv_1')(x)
     return BatchNorm(not self.ghost, name='bn_1')(x, self.train)
 
 
@@ -78,8 +84,13 @@ def stack(cell: type[nn.Module], length: int):
   The cell is called as `cell(...)(carry, masks)` and returns `(carry, None)`; every
   cell gets the same masks.
   """
-  return nn.scan(cell, variable_axes={'params': 0, 'batch_stats': 0, 'intermediates': 0},
-                 split_rngs={'params': True}, in_axes=nn.broadcast, length=length)
+  return nn.scan(
+      cell,
+      variable_axes={'params': 0, 'batch_stats': 0, 'intermediates': 0},
+      split_rngs={'params': True},
+      in_axes=nn.broadcast,
+      length=length,
+  )
 
 
 def head(x: jax.Array, num_classes: int, ghost: bool, train: bool) -> jax.Array:

@@ -17,6 +17,7 @@ class Standalone(nn.Module):
   `apply(variables, images, train=...)`; in training pass `mutable=['batch_stats']`.
   The network is the space's (osas.models.registry).
   """
+
   arch: Any
   space: Any
   spec: ModelSpec
@@ -25,7 +26,8 @@ class Standalone(nn.Module):
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     network = registry.of(self.space).network
     return network(self.space, self.spec, arch=self.arch, ghost=False, name='net')(
-        images, None, train)
+        images, None, train
+    )
 
 
 def params_from_supernet(supernet_params: Any, arch: Any) -> Any:

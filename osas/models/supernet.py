@@ -19,12 +19,15 @@ def ghost_axis(space, masks: Any) -> int | None:
   One cell's masks have the leaves of `space.all_on()`; a batch has one more axis.
   """
   cell = jax.tree.leaves(space.all_on())
-  leading = {tuple(m.shape[:np.ndim(m) - np.ndim(c)])
-             for m, c in zip(jax.tree.leaves(masks), cell)}
+  leading = {
+      tuple(m.shape[: np.ndim(m) - np.ndim(c)]) for m, c in zip(jax.tree.leaves(masks), cell)
+  }
   if len(leading) != 1 or len(next(iter(leading))) > 1:
     shapes = ', '.join(str(np.shape(m)) for m in jax.tree.leaves(masks))
-    raise ValueError(f'masks need the same leading ghost axis (or none) on every leaf: '
-                     f"got {shapes} for cells of {', '.join(str(np.shape(c)) for c in cell)}")
+    raise ValueError(
+        f'masks need the same leading ghost axis (or none) on every leaf: '
+        f"got {shapes} for cells of {', '.join(str(np.shape(c)) for c in cell)}"
+    )
   (lead,) = leading
   return lead[0] if lead else None
 
@@ -42,6 +45,7 @@ class Supernet(nn.Module):
   `masks=None` runs every path ungated (the reference that benchmarks compare masked
   execution against). The network is the space's (osas.models.registry).
   """
+
   space: Any
   spec: ModelSpec
   execution: str = 'mask'  # 'mask' | 'skip'
@@ -56,6 +60,7 @@ class Supernet(nn.Module):
       raise ValueError(f'batch of {batch} images does not split into {num_ghosts} ghost batches')
     x = jnp.asarray(images).reshape(num_ghosts, batch // num_ghosts, *images.shape[1:])
     network = registry.of(self.space).network
-    logits = network(self.space, self.spec, ghost=True, execution=self.execution,
-                     name='net')(x, masks)
+    logits = network(self.space, self.spec, ghost=True, execution=self.execution, name='net')(
+        x, masks
+    )
     return logits.reshape(batch, -1)

@@ -18,7 +18,8 @@ def load_selection(path: str | epath.Path) -> dict[str, list[str]]:
   groups = data.get('groups') if isinstance(data, dict) else None
   if not isinstance(groups, dict) or not all(
       isinstance(archs, list) and all(isinstance(a, str) for a in archs)
-      for archs in groups.values()):
+      for archs in groups.values()
+  ):
     raise ValueError(f'{path}: expected {{"groups": {{name: [arch string, ...], ...}}}}')
   return {name: list(dict.fromkeys(archs)) for name, archs in groups.items()}
 

@@ -131,10 +131,14 @@ def render(summary: dict[str, Any]) -> str:
       'Ground truth': _ground_truth(truth) if truth else [],
       'Ground truth: every score and baseline': (
           ['\n'.join(rankings.render(truth['rankings'], f"true `{truth['accuracy_column']}`"))]
-          if truth and truth['rankings']['rows'] else []),
+          if truth and truth['rankings']['rows']
+          else []
+      ),
       'Scores against the retrained archs': (
           ['\n'.join(rankings.render(summary['rankings'], f'stand-alone {key}'))]
-          if summary.get('rankings', {}).get('rows') else []),
+          if summary.get('rankings', {}).get('rows')
+          else []
+      ),
       'Best architectures': ['\n'.join(_best(summary))],
   }
   figures = summary['figures']

@@ -21,8 +21,14 @@ from osas.search.results import is_number
 from osas.workdir import read_json
 from osas.workdir import write_atomic
 
-_FIELDS = {'figures': bool, 'accuracy_key': str, 'dpi': int, 'bootstrap': int, 'ground_truth_arch_column': str,
-           'ground_truth_accuracy_column': str}
+_FIELDS = {
+    'figures': bool,
+    'accuracy_key': str,
+    'dpi': int,
+    'bootstrap': int,
+    'ground_truth_arch_column': str,
+    'ground_truth_accuracy_column': str,
+}
 
 
 def check(config, mesh) -> None:
@@ -42,9 +48,11 @@ def check(config, mesh) -> None:
   splits = config.get('retrain', {}).get('eval_splits')
   split = key.removesuffix('_accuracy')
   if split != key and splits is not None and split not in splits:
-    raise ValueError(f'config.report.accuracy_key={key!r}: retrain writes only '
-                     f"{', '.join(f'{s}_accuracy' for s in splits)} "
-                     f'(config.retrain.eval_splits={tuple(splits)})')
+    raise ValueError(
+        f'config.report.accuracy_key={key!r}: retrain writes only '
+        f"{', '.join(f'{s}_accuracy' for s in splits)} "
+        f'(config.retrain.eval_splits={tuple(splits)})'
+    )
   if section.bootstrap < 0:
     raise ValueError(f'config.report.bootstrap={section.bootstrap} must be >= 0 (0: no intervals)')
   if not 50 <= section.dpi <= 600:
@@ -64,25 +72,36 @@ def _check_ground_truth(section) -> None:
     if not section[field].strip():
       raise ValueError(f'config.report.{field}={section[field]!r} must name a CSV column')
   if path is not None:
-    ground_truth.check_table(path, section.ground_truth_arch_column,
-                             section.ground_truth_accuracy_column)
+    ground_truth.check_table(
+        path, section.ground_truth_arch_column, section.ground_truth_accuracy_column
+    )
 
 
-def _missing(candidates: Sequence[dict[str, Any]], groups: dict[str, list[str]],
-             results: Sequence[dict[str, Any]], accuracy_key: str,
-             truth: dict[str, Any] | None) -> list[str]:
+def _missing(
+    candidates: Sequence[dict[str, Any]],
+    groups: dict[str, list[str]],
+    results: Sequence[dict[str, Any]],
+    accuracy_key: str,
+    truth: dict[str, Any] | None,
+) -> list[str]:
   """What the report lacks, each with its consequence, for summary.md's first section."""
   notes = []
   scored = {c['arch'] for c in candidates}
   if not candidates:
-    notes.append('no scored candidates (search/candidates.jsonl is missing or empty): '
-                 'no one-shot statistics; run the search stage')
+    notes.append(
+        'no scored candidates (search/candidates.jsonl is missing or empty): '
+        'no one-shot statistics; run the search stage'
+    )
   elif not any(is_number(c.get('kl')) for c in candidates):
-    notes.append('no KL scores in search/candidates.jsonl (config.search.kl_examples = 0?): '
-                 'no KL correlations or figure')
+    notes.append(
+        'no KL scores in search/candidates.jsonl (config.search.kl_examples = 0?): '
+        'no KL correlations or figure'
+    )
   if not groups:
-    notes.append('no groups (search/selection.json is missing or empty): '
-                 f"the table has only the '{tables.ALL_RETRAINED}' row")
+    notes.append(
+        'no groups (search/selection.json is missing or empty): '
+        f"the table has only the '{tables.ALL_RETRAINED}' row"
+    )
   if not results:
     notes.append('no retrained archs (no retrain/*/result.json): no stand-alone accuracies')
   lacking = sum(not is_number(r.get(accuracy_key)) for r in results)
@@ -90,22 +109,30 @@ def _missing(candidates: Sequence[dict[str, Any]], groups: dict[str, list[str]],
     notes.append(f'{lacking} retrained archs have no {accuracy_key!r} in result.json')
   unscored = sum(r['arch'] not in scored for r in results)
   if candidates and unscored:
-    notes.append(f'{unscored} retrained archs have no one-shot score (All-On or '
-                 'config.retrain.archs): left out of the correlations')
+    notes.append(
+        f'{unscored} retrained archs have no one-shot score (All-On or '
+        'config.retrain.archs): left out of the correlations'
+    )
   selected = {a for archs in groups.values() for a in archs}
   pending = len(selected - {r['arch'] for r in results})
   if pending:
     notes.append(f'{pending} of {len(selected)} selected archs are not retrained yet')
   if truth and truth['missing']:
-    notes.append(f"{truth['missing']} of {truth['scored']} scored candidates are not in "
-                 f"{truth['file']} (e.g. {truth['missing_examples'][0]!r}): left out of the "
-                 'ground-truth statistics')
+    notes.append(
+        f"{truth['missing']} of {truth['scored']} scored candidates are not in "
+        f"{truth['file']} (e.g. {truth['missing_examples'][0]!r}): left out of the "
+        'ground-truth statistics'
+    )
   return notes
 
 
-def build_summary(candidates: Sequence[dict[str, Any]], groups: dict[str, list[str]],
-                  results: Sequence[dict[str, Any]], accuracy_key: str,
-                  truth: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_summary(
+    candidates: Sequence[dict[str, Any]],
+    groups: dict[str, list[str]],
+    results: Sequence[dict[str, Any]],
+    accuracy_key: str,
+    truth: dict[str, Any] | None = None,
+) -> dict[str, Any]:
   """summary.json's object, less 'figures': counts, Table 1, correlations, best archs.
 
   `truth` is the ground-truth comparison (None when off or nothing is scored).
@@ -143,33 +170,60 @@ def run(config, workdir: str, mesh) -> None:
   results = loading.load_results(root / 'retrain', section.accuracy_key)
   # The search stage records the ranking it selected by; older workdirs ranked by accuracy.
   selection = read_json(root / 'search' / 'selection.json') or {}
-  options = dict(rank_by=selection.get('rank_by', 'accuracy'), space_name=config.space.name,
-                 seed=config.seed, bootstrap=section.bootstrap)
+  options = dict(
+      rank_by=selection.get('rank_by', 'accuracy'),
+      space_name=config.space.name,
+      seed=config.seed,
+      bootstrap=section.bootstrap,
+  )
   truth, joined = None, None  # joined: None when off, else the points of the figure.
   if section.get('ground_truth') is not None:
-    truth, joined = ground_truth.evaluate(candidates, section.ground_truth,
-                                          section.ground_truth_arch_column,
-                                          section.ground_truth_accuracy_column, **options)
+    truth, joined = ground_truth.evaluate(
+        candidates,
+        section.ground_truth,
+        section.ground_truth_arch_column,
+        section.ground_truth_accuracy_column,
+        **options,
+    )
   summary = build_summary(candidates, groups, results, section.accuracy_key, truth)
   by_arch = {c['arch']: c for c in candidates}
-  retrained = [(by_arch[r['arch']], r[section.accuracy_key]) for r in results
-               if r['arch'] in by_arch and is_number(r.get(section.accuracy_key))]
-  summary['rankings'] = rankings.table([c for c, _ in retrained], [a for _, a in retrained],
-                                       **options)
+  retrained = [
+      (by_arch[r['arch']], r[section.accuracy_key])
+      for r in results
+      if r['arch'] in by_arch and is_number(r.get(section.accuracy_key))
+  ]
+  summary['rankings'] = rankings.table(
+      [c for c, _ in retrained], [a for _, a in retrained], **options
+  )
   out = root / 'report'
   out.mkdir(parents=True, exist_ok=True)
   if section.figures:
-    summary['figures'] = figures.write_all(out, candidates, groups, results,
-                                           summary['correlations'], section.accuracy_key,
-                                           section.dpi, truth, joined)
+    summary['figures'] = figures.write_all(
+        out,
+        candidates,
+        groups,
+        results,
+        summary['correlations'],
+        section.accuracy_key,
+        section.dpi,
+        truth,
+        joined,
+    )
   else:
     names = figures.ALL + ((figures.GROUND_TRUTH,) if joined is not None else ())
-    summary['figures'] = {'written': [],
-                          'skipped': dict.fromkeys(names, 'config.report.figures=False')}
+    summary['figures'] = {
+        'written': [],
+        'skipped': dict.fromkeys(names, 'config.report.figures=False'),
+    }
   # allow_nan=False: a NaN that slipped through must fail here, not write invalid JSON.
   write_atomic(out / 'summary.json', json.dumps(summary, indent=2, allow_nan=False) + '\n')
   write_atomic(out / 'summary.md', markdown.render(summary))
-  logging.info('report: %d candidates, %d retrained, figures %s -> %s',
-               len(candidates), len(results), summary['figures']['written'], out)
+  logging.info(
+      'report: %d candidates, %d retrained, figures %s -> %s',
+      len(candidates),
+      len(results),
+      summary['figures']['written'],
+      out,
+  )
   for note in summary['missing']:
     logging.warning('report: %s', note)

@@ -20,13 +20,15 @@ import numpy as np
 
 from osas import models
 from osas import parallel
-from osas.models import ModelSpec, Supernet
+from osas.models import ModelSpec
+from osas.models import Supernet
 from osas.search import memory
 from osas.search import zero_cost
 
 MODES = ('vmap', 'skip')
-NO_BATCH = ('no complete evaluation batch: the validation split is smaller than '
-            'config.search.batch_size')
+NO_BATCH = (
+    'no complete evaluation batch: the validation split is smaller than ' 'config.search.batch_size'
+)
 # Measured in benchmarks/evaluator.py: on XLA's CPU backend skipping unused ops wins;
 # accelerators run the wide vmapped batch faster than a sequence of small programs.
 PLATFORM_MODE = {'cpu': 'skip'}
@@ -67,8 +69,7 @@ def symmetrized_kl(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
 
 def _kl(params, images, reference, masks, *, model, mode, num_ghosts):
   """Per candidate: the symmetrized KL divergence to the reference's predictions."""
-  one = lambda mask: symmetrized_kl(_log_probs(model, params, images, mask, num_ghosts),
-                                    reference)
+  one = lambda mask: symmetrized_kl(_log_probs(model, params, images, mask, num_ghosts), reference)
   return _per_candidate(one, mode, masks)
 
 
@@ -84,8 +85,9 @@ def _zero_cost(params, images, labels, masks, *, model, mode, num_ghosts, names,
 
   def one(mask):
     apply = lambda p, x: model.apply({'params': p}, x, mask, num_ghosts=1)
-    kernels = lambda p, x: masked.apply({'params': p}, x, mask, num_ghosts=1,
-                                        mutable=['intermediates'])[1]['intermediates']
+    kernels = lambda p, x: masked.apply(
+        {'params': p}, x, mask, num_ghosts=1, mutable=['intermediates']
+    )[1]['intermediates']
     weight = lambda path: usage(model.space, path, jax.tree.map(lambda m: m[None], mask))
     return zero_cost.scores(names, apply, kernels, weight, params, images, labels)
 
@@ -95,37 +97,56 @@ def _zero_cost(params, images, labels, masks, *, model, mode, num_ghosts, names,
 class Evaluator:
   """Compiled scoring functions for one model, mesh, chunk size and batch shape."""
 
-  def __init__(self, space, spec: ModelSpec, mesh, *, mode: str, chunk_size: int,
-               ghost_batch_size: int, zero_cost_names=()):
+  def __init__(
+      self,
+      space,
+      spec: ModelSpec,
+      mesh,
+      *,
+      mode: str,
+      chunk_size: int,
+      ghost_batch_size: int,
+      zero_cost_names=(),
+  ):
     self.space, self.mesh, self.mode = space, mesh, resolve_mode(mode)
     self.chunk_size, self.ghost_batch_size = chunk_size, ghost_batch_size
     devices = mesh.devices.size
     if chunk_size <= 0 or chunk_size % devices:
-      raise ValueError(f'config.search.chunk_size={chunk_size} must be a positive multiple '
-                       f'of the {devices} devices')
+      raise ValueError(
+          f'config.search.chunk_size={chunk_size} must be a positive multiple '
+          f'of the {devices} devices'
+      )
     self.model = Supernet(space, spec, execution='skip' if self.mode == 'skip' else 'mask')
     self.zero_cost_names = tuple(zero_cost_names)
     self._compiled = {}
 
   def _function(self, name: str, fn, num_args: int, num_ghosts: int):
-    """fn jitted with the chunk split over devices and everything else replicated."""
+    """Fn jitted with the chunk split over devices and everything else replicated."""
     key = (name, num_ghosts)
     if key not in self._compiled:
       extra = {}
       if name == 'zero_cost':
-        extra = {'names': self.zero_cost_names,
-                 'masked': Supernet(self.space, self.model.spec, execution='mask')}
-      body = functools.partial(fn, model=self.model, mode=self.mode, num_ghosts=num_ghosts,
-                               **extra)
-      sharded = jax.shard_map(body, mesh=self.mesh, in_specs=(P(),) * num_args + (P(parallel.DATA),),
-                              out_specs=P(parallel.DATA), check_vma=False)
+        extra = {
+            'names': self.zero_cost_names,
+            'masked': Supernet(self.space, self.model.spec, execution='mask'),
+        }
+      body = functools.partial(fn, model=self.model, mode=self.mode, num_ghosts=num_ghosts, **extra)
+      sharded = jax.shard_map(
+          body,
+          mesh=self.mesh,
+          in_specs=(P(),) * num_args + (P(parallel.DATA),),
+          out_specs=P(parallel.DATA),
+          check_vma=False,
+      )
       self._compiled[key] = jax.jit(sharded)
     return self._compiled[key]
 
   def _ghosts(self, batch_size: int) -> int:
     if batch_size % self.ghost_batch_size:
-      raise ValueError(f'a batch of {batch_size} does not split into ghost batches of '
-                       f'{self.ghost_batch_size}')
+      raise ValueError(
+          f'a batch of {batch_size} does not split into ghost batches of '
+          f'{self.ghost_batch_size}'
+      )
     return batch_size // self.ghost_batch_size
 
   def pad(self, masks: Any) -> tuple[Any, int]:
@@ -146,8 +167,9 @@ class Evaluator:
     fn = jax.jit(functools.partial(_log_probs, self.model, num_ghosts=self._ghosts(len(images))))
     return fn(params, images, on)
 
-  def memory_bytes(self, params, batch: tuple[Any, Any], kl_inputs=None,
-                   zero_cost_inputs=None) -> int:
+  def memory_bytes(
+      self, params, batch: tuple[Any, Any], kl_inputs=None, zero_cost_inputs=None
+  ) -> int:
     """XLA's per-device estimate for scoring a chunk; compiles what `score` then reuses."""
     padded, _ = self.pad(self.space.sample_masks(jax.random.key(0), 1))
     images, labels = batch
@@ -161,11 +183,18 @@ class Evaluator:
       programs.append(lambda: zc.lower(*zero_cost_inputs, padded).compile())
     return memory.needed_bytes(programs)
 
-  def score(self, params, batches: Iterable[tuple[Any, Any]], masks: Any,
-            kl_inputs: tuple[Any, Any] | None = None,
-            zero_cost_inputs: tuple[Any, Any, Any] | None = None) -> dict[str, np.ndarray]:
-    """accuracy, loss (and kl) per mask of a chunk, over all (images, labels) batches; and
-    the zero-cost scores from (initial params, images, labels)."""
+  def score(
+      self,
+      params,
+      batches: Iterable[tuple[Any, Any]],
+      masks: Any,
+      kl_inputs: tuple[Any, Any] | None = None,
+      zero_cost_inputs: tuple[Any, Any, Any] | None = None,
+  ) -> dict[str, np.ndarray]:
+    """Accuracy, loss (and kl) per mask of a chunk, over all (images, labels) batches.
+
+    And the zero-cost scores, from `zero_cost_inputs` (initial params, images, labels).
+    """
     padded, n = self.pad(masks)
     correct = loss = 0.0
     count = 0

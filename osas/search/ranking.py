@@ -17,8 +17,18 @@ import numpy as np
 from scipy import stats
 
 # +1: larger is better; -1: smaller is better.
-DIRECTION = {'accuracy': 1, 'loss': -1, 'kl': -1, 'synflow': 1, 'naswot': 1, 'jacob_cov': 1,
-             'snip': 1, 'grad_norm': 1, 'params': 1, 'flops': 1}
+DIRECTION = {
+    'accuracy': 1,
+    'loss': -1,
+    'kl': -1,
+    'synflow': 1,
+    'naswot': 1,
+    'jacob_cov': 1,
+    'snip': 1,
+    'grad_norm': 1,
+    'params': 1,
+    'flops': 1,
+}
 _FIELD = 'config.search.rank_by'
 
 
@@ -28,23 +38,25 @@ def parse(rank_by: str) -> dict[str, float]:
   for part in str(rank_by).split('+'):
     name, sep, weight = part.strip().partition(':')
     if name not in DIRECTION:
-      raise ValueError(f"{_FIELD}={rank_by!r}: unknown score {name!r}; known: "
-                       f"{', '.join(DIRECTION)}")
+      raise ValueError(
+          f'{_FIELD}={rank_by!r}: unknown score {name!r}; known: ' f"{', '.join(DIRECTION)}"
+      )
     try:
       value = float(weight) if sep else 1.0
     except ValueError:
       value = math.nan
     if not value > 0 or not math.isfinite(value) or name in weights:
-      raise ValueError(f'{_FIELD}={rank_by!r}: {part.strip()!r} must name a score once, '
-                       'with a positive weight')
+      raise ValueError(
+          f'{_FIELD}={rank_by!r}: {part.strip()!r} must name a score once, '
+          'with a positive weight'
+      )
     weights[name] = value
   return weights
 
 
 def values(records: Sequence[dict[str, Any]], field: str) -> np.ndarray:
   """The field of every record, larger is better; missing or non-finite values are -inf."""
-  x = np.array([r.get(field) if r.get(field) is not None else np.nan for r in records],
-               np.float64)
+  x = np.array([r.get(field) if r.get(field) is not None else np.nan for r in records], np.float64)
   x = DIRECTION[field] * x
   return np.where(np.isfinite(x), x, -np.inf)
 
@@ -63,5 +75,6 @@ def scores(records: Sequence[dict[str, Any]], rank_by: str) -> np.ndarray:
 def order(records: Sequence[dict[str, Any]], rank_by: str) -> list[int]:
   """Indices of `records`, best first; ties go to the smaller model, then the arch string."""
   s = scores(records, rank_by)
-  return sorted(range(len(records)),
-                key=lambda i: (-s[i], records[i].get('params') or 0, records[i]['arch']))
+  return sorted(
+      range(len(records)), key=lambda i: (-s[i], records[i].get('params') or 0, records[i]['arch'])
+  )

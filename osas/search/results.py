@@ -18,8 +18,7 @@ OPTIONAL = ('synflow', 'naswot', 'jacob_cov', 'snip', 'grad_norm')
 
 def is_number(value: Any) -> bool:
   """A finite int or float (JSON's true/false are not numbers here)."""
-  return (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value))
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def fraction_problem(record: dict[str, Any], key: str, required: bool) -> str | None:
@@ -71,8 +70,10 @@ def read(path: str, repair: bool = False) -> list[dict[str, Any]]:
   lines = content[:complete].decode().splitlines()
   if complete < len(content):
     if not repair:
-      raise ValueError(f'{path}, line {len(lines) + 1}: the last line is truncated (an '
-                       'interrupted write); the search stage drops it when it resumes')
+      raise ValueError(
+          f'{path}, line {len(lines) + 1}: the last line is truncated (an '
+          'interrupted write); the search stage drops it when it resumes'
+      )
     logging.warning('%s: dropping a truncated last line (an interrupted write)', path)
     if jax.process_index() == 0:
       if _is_local(path):
@@ -89,8 +90,10 @@ def read(path: str, repair: bool = False) -> list[dict[str, Any]]:
     else:
       problem = _problem(record)
     if problem:
-      raise ValueError(f'{path}, line {number}: not a candidate record ({problem}); '
-                       'fix or remove the line, or use a new --workdir')
+      raise ValueError(
+          f'{path}, line {number}: not a candidate record ({problem}); '
+          'fix or remove the line, or use a new --workdir'
+      )
     by_arch[record['arch']] = record
   return list(by_arch.values())
 

@@ -40,13 +40,15 @@ def buckets(records, scores, rng, num_buckets: int, per_bucket: int) -> dict[str
   scores = np.clip(scores, finite.min() if finite.size else 0.0, None)  # Missing: lowest.
   edges = np.linspace(scores.min(), scores.max(), num_buckets + 1)
   which = np.clip(np.searchsorted(edges, scores, side='right') - 1, 0, num_buckets - 1)
-  return {f'bucket_{b}': _pick(rng, [r['arch'] for r, w in zip(records, which) if w == b],
-                               per_bucket)
-          for b in range(num_buckets)}
+  return {
+      f'bucket_{b}': _pick(rng, [r['arch'] for r, w in zip(records, which) if w == b], per_bucket)
+      for b in range(num_buckets)
+  }
 
 
-def select(records: list[dict[str, Any]], section, seed: int, all_on: str | None,
-           rank_by: str = 'accuracy') -> dict[str, list[str]]:
+def select(
+    records: list[dict[str, Any]], section, seed: int, all_on: str | None, rank_by: str = 'accuracy'
+) -> dict[str, list[str]]:
   """The named groups of arch strings to retrain (config.select), ranked by `rank_by`."""
   if not records:
     raise ValueError('search: no scored candidates to select from')
@@ -54,8 +56,7 @@ def select(records: list[dict[str, Any]], section, seed: int, all_on: str | None
   scores = ranking.scores(records, rank_by)
   groups = {
       'one_shot_top': one_shot_top(records, scores, rng, section.top_n, section.top_sample),
-      'one_shot_small': one_shot_small(records, scores, section.small_percentile,
-                                       section.small_n),
+      'one_shot_small': one_shot_small(records, scores, section.small_percentile, section.small_n),
       'random': _pick(rng, [r['arch'] for r in records], section.random_n),
   }
   if section.include_all_on and all_on is not None:

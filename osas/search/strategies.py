@@ -47,6 +47,8 @@ def check(section, space) -> None:
   get_strategy(section.strategy)
   # num_candidates bounds the work either way: 'all' must not start enumerating billions.
   if section.strategy == 'all' and space.size > section.num_candidates:
-    raise ValueError(f"config.search.strategy='all' scores all {space.size:,} cells of space "
-                     f'{space.name}, more than config.search.num_candidates='
-                     f'{section.num_candidates}; raise it or use the random strategy')
+    raise ValueError(
+        f"config.search.strategy='all' scores all {space.size:,} cells of space "
+        f'{space.name}, more than config.search.num_candidates='
+        f'{section.num_candidates}; raise it or use the random strategy'
+    )

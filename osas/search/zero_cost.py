@@ -70,8 +70,10 @@ def _no_norm(next_fn, args, kwargs, context):
 
 
 def synflow(apply: Apply, params, image_shape: tuple[int, ...]) -> jax.Array:
-  """Sum of w * dR/dw with every parameter made positive, R the logits' sum for an all-ones
-  image, batch norm left out.
+  """Log of the sum of w * dR/dw over the weights: synaptic flow.
+
+  Every parameter is made positive, R is the logits' sum for an all-ones image, and batch
+  norm is left out.
 
   Tanaka et al., "Pruning neural networks without any data by iteratively conserving
   synaptic flow", NeurIPS 2020; as a NAS score, Abdelfattah et al. 2021 (who also drop BN).
@@ -91,8 +93,9 @@ def synflow(apply: Apply, params, image_shape: tuple[int, ...]) -> jax.Array:
 
 
 def jacob_cov(apply: Apply, params, images) -> jax.Array:
-  """-sum(log(v + k) + 1 / (v + k)), v the eigenvalues of the correlation matrix of the
-  per-example input gradients of the summed logits, k = 1e-5.
+  """-sum(log(v + k) + 1 / (v + k)) over the eigenvalues v of the Jacobians' correlations.
+
+  The Jacobians are the per-example input gradients of the summed logits; k = 1e-5.
 
   Mellor et al., "Neural Architecture Search without Training" (arXiv v1, 2020), as
   implemented by Abdelfattah et al. 2021.
@@ -107,8 +110,9 @@ def jacob_cov(apply: Apply, params, images) -> jax.Array:
 
 
 def naswot(intermediates: Any, weight_fn: Callable[[tuple[str, ...]], Any]) -> jax.Array:
-  """log|K|, K the sum over ReLUs of their code kernels (osas.models.ops.ReLU), each ReLU
-  weighted by weight_fn(path): 1 where its path is used, 0 where the mask drops it.
+  """log|K|, K the sum over ReLUs of their code kernels (osas.models.ops.ReLU).
+
+  Each ReLU is weighted by weight_fn(path): 1 where its path is used, 0 where it is dropped.
 
   Mellor et al., "Neural Architecture Search without Training", ICML 2021.
   """
@@ -119,10 +123,14 @@ def naswot(intermediates: Any, weight_fn: Callable[[tuple[str, ...]], Any]) -> j
   return jnp.linalg.slogdet(kernel)[1]
 
 
-def scores(names, apply: Apply, kernels: Callable[[Any, jax.Array], Any], weight_fn,
-           params, images, labels) -> dict[str, jax.Array]:
-  """The scores in `names` of one network; `kernels(params, images)` gives the
-  'intermediates' its ReLUs sow, `weight_fn(path)` whether each ReLU's path is used."""
+def scores(
+    names, apply: Apply, kernels: Callable[[Any, jax.Array], Any], weight_fn, params, images, labels
+) -> dict[str, jax.Array]:
+  """The scores in `names` of one network.
+
+  `kernels(params, images)` gives the 'intermediates' its ReLUs sow, `weight_fn(path)`
+  whether each ReLU's path is used.
+  """
   out = {}
   if 'grad_norm' in names or 'snip' in names:
     grads = loss_grads(apply, params, images, labels)

@@ -22,6 +22,7 @@ class Space(Protocol):
   Masks are a pytree of boolean arrays; one cell's masks (`encode`, `all_on`) have no
   leading axes, and every leaf of a batch of them has the same leading axes.
   """
+
   name: str
 
   @property
@@ -70,6 +71,7 @@ class ArchBase:
 
   Subclasses are frozen dataclasses with a `space_name` field and `to_string`/`to_json`.
   """
+
   SPACE: ClassVar[str] = ''  # The space `from_string` and `from_json` use by default.
   space_name: str
 
@@ -150,10 +152,13 @@ def from_config(section) -> Space:
   name = section.name
   for key in dict(section):
     if key != 'name' and key not in _SPACES:
-      raise ValueError(f"config.space.{key}: not a registered space ({', '.join(_SPACES)}); "
-                       "a space's parameters go in config.space.<space name>")
-  params = {k: (tuple(v) if isinstance(v, list) else v)
-            for k, v in dict(section.get(name) or {}).items()}
+      raise ValueError(
+          f"config.space.{key}: not a registered space ({', '.join(_SPACES)}); "
+          "a space's parameters go in config.space.<space name>"
+      )
+  params = {
+      k: (tuple(v) if isinstance(v, list) else v) for k, v in dict(section.get(name) or {}).items()
+  }
   try:
     return get_space(name, **params)
   except TypeError as e:

@@ -35,14 +35,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from osas import path_dropout
-from osas.space.base import ArchBase, SpaceBase, register_space
+from osas.space.base import ArchBase
+from osas.space.base import SpaceBase
+from osas.space.base import register_space
 
-BENDER2018_OPS = ('identity', 'sep3x3', 'sep5x5', 'sep7x7', 'conv1x7_7x1',
-                  'max_pool', 'avg_pool')
+BENDER2018_OPS = ('identity', 'sep3x3', 'sep5x5', 'sep7x7', 'conv1x7_7x1', 'max_pool', 'avg_pool')
 
 
 class Masks(NamedTuple):
   """Boolean masks of one or more cells (leading axes allowed); a JAX pytree."""
+
   inputs: Any  # [..., num_blocks, max_inputs]
   ops: Any  # [..., num_blocks, num_ops]
 
@@ -50,6 +52,7 @@ class Masks(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class Block:
   """One choice block: the indices of the inputs it reads and the names of its ops."""
+
   inputs: tuple[int, ...]
   ops: tuple[str, ...]
 
@@ -60,6 +63,7 @@ class Block:
 @dataclasses.dataclass(frozen=True)
 class Arch(ArchBase):
   """An immutable, hashable cell architecture of a `SearchSpace`."""
+
   SPACE: ClassVar[str] = 'bender2018'
   blocks: tuple[Block, ...]
   space_name: str = 'bender2018'
@@ -68,9 +72,10 @@ class Arch(ArchBase):
     return ' | '.join(b.to_string() for b in self.blocks)
 
   def to_json(self) -> dict[str, Any]:
-    return {'space': self.space_name,
-            'blocks': [{'inputs': list(b.inputs), 'ops': list(b.ops)}
-                       for b in self.blocks]}
+    return {
+        'space': self.space_name,
+        'blocks': [{'inputs': list(b.inputs), 'ops': list(b.ops)} for b in self.blocks],
+    }
 
 
 def _subsets(n: int, sizes: range) -> list[tuple[int, ...]]:
@@ -87,6 +92,7 @@ def _rows(subsets: Sequence[tuple[int, ...]], width: int) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class SearchSpace(SpaceBase):
   """The paper's cell space, built from its parameters (defaults: the paper's)."""
+
   num_blocks: int = 4
   num_cell_inputs: int = 2
   ops: tuple[str, ...] = BENDER2018_OPS
@@ -97,19 +103,26 @@ class SearchSpace(SpaceBase):
   name: str = 'bender2018'
 
   def __post_init__(self):
-    self._check([
-        (self.num_blocks >= 1, 'num_blocks must be >= 1'),
-        (self.num_cell_inputs >= 1, 'num_cell_inputs must be >= 1'),
-        (len(self.ops) >= 1, 'ops must name at least one op'),
-        (len(set(self.ops)) == len(self.ops), f'ops has duplicates: {self.ops}'),
-        (1 <= self.min_ops <= self.max_ops <= len(self.ops),
-         f'need 1 <= min_ops <= max_ops <= {len(self.ops)}'),
-        (1 <= self.min_inputs <= self.num_cell_inputs,
-         f'need 1 <= min_inputs <= num_cell_inputs ({self.num_cell_inputs})'),
-        (self.max_inputs_per_block is None or
-         self.max_inputs_per_block >= self.min_inputs,
-         'max_inputs_per_block must be >= min_inputs'),
-    ])
+    self._check(
+        [
+            (self.num_blocks >= 1, 'num_blocks must be >= 1'),
+            (self.num_cell_inputs >= 1, 'num_cell_inputs must be >= 1'),
+            (len(self.ops) >= 1, 'ops must name at least one op'),
+            (len(set(self.ops)) == len(self.ops), f'ops has duplicates: {self.ops}'),
+            (
+                1 <= self.min_ops <= self.max_ops <= len(self.ops),
+                f'need 1 <= min_ops <= max_ops <= {len(self.ops)}',
+            ),
+            (
+                1 <= self.min_inputs <= self.num_cell_inputs,
+                f'need 1 <= min_inputs <= num_cell_inputs ({self.num_cell_inputs})',
+            ),
+            (
+                self.max_inputs_per_block is None or self.max_inputs_per_block >= self.min_inputs,
+                'max_inputs_per_block must be >= min_inputs',
+            ),
+        ]
+    )
 
   # -- shape of the space --------------------------------------------------
 
@@ -132,7 +145,7 @@ class SearchSpace(SpaceBase):
   def size(self) -> int:
     """Number of distinct cells, from the combinatorics of the parameters."""
     op_choices = sum(math.comb(self.num_ops, m) for m in self._op_sizes())
-    total = op_choices ** self.num_blocks
+    total = op_choices**self.num_blocks
     for i in range(self.num_blocks):
       k = self.num_candidate_inputs(i)
       total *= sum(math.comb(k, m) for m in self._input_sizes(i))
@@ -147,8 +160,10 @@ class SearchSpace(SpaceBase):
   @functools.cached_property
   def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All allowed input subsets (all blocks, concatenated) and op subsets, as rows."""
-    per_block = [_rows(_subsets(self.num_candidate_inputs(i), self._input_sizes(i)),
-                       self.max_inputs) for i in range(self.num_blocks)]
+    per_block = [
+        _rows(_subsets(self.num_candidate_inputs(i), self._input_sizes(i)), self.max_inputs)
+        for i in range(self.num_blocks)
+    ]
     counts = np.array([len(t) for t in per_block])
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     op_rows = _rows(_subsets(self.num_ops, self._op_sizes()), self.num_ops)
@@ -163,8 +178,9 @@ class SearchSpace(SpaceBase):
     All-On baseline of the paper has every op), not the rest.
     """
     if len(arch.blocks) != self.num_blocks:
-      raise ValueError(f'cell has {len(arch.blocks)} blocks, '
-                       f'space {self.name} has {self.num_blocks}')
+      raise ValueError(
+          f'cell has {len(arch.blocks)} blocks, ' f'space {self.name} has {self.num_blocks}'
+      )
     blocks = []
     for i, block in enumerate(arch.blocks):
       k = self.num_candidate_inputs(i)
@@ -180,23 +196,36 @@ class SearchSpace(SpaceBase):
           raise ValueError(f'block {i} lists {what} {repeated[0]!r} twice')
       sizes = self._input_sizes(i) if strict else range(1, k + 1)
       if len(block.inputs) not in sizes:
-        raise ValueError(f'block {i} has {len(block.inputs)} inputs, '
-                         f'{sizes.start} to {sizes.stop - 1} allowed')
-      if not (self.min_ops if strict else 1) <= len(block.ops) <= (
-          self.max_ops if strict else self.num_ops):
-        limit = (f'at most {self.max_ops}' if len(block.ops) > self.max_ops
-                 else f'at least {self.min_ops}')
+        raise ValueError(
+            f'block {i} has {len(block.inputs)} inputs, '
+            f'{sizes.start} to {sizes.stop - 1} allowed'
+        )
+      if (
+          not (self.min_ops if strict else 1)
+          <= len(block.ops)
+          <= (self.max_ops if strict else self.num_ops)
+      ):
+        limit = (
+            f'at most {self.max_ops}'
+            if len(block.ops) > self.max_ops
+            else f'at least {self.min_ops}'
+        )
         raise ValueError(f'block {i} has {len(block.ops)} ops, {limit} allowed')
-      blocks.append(Block(tuple(sorted(int(j) for j in block.inputs)),
-                          tuple(sorted(block.ops, key=self.ops.index))))
+      blocks.append(
+          Block(
+              tuple(sorted(int(j) for j in block.inputs)),
+              tuple(sorted(block.ops, key=self.ops.index)),
+          )
+      )
     return Arch(tuple(blocks), self.name)
 
   def from_json(self, data: dict[str, Any]) -> Arch:
     try:
       blocks = [Block(tuple(b['inputs']), tuple(b['ops'])) for b in data['blocks']]
     except (KeyError, TypeError) as e:
-      raise ValueError(f'malformed arch JSON {data!r}: needs blocks with '
-                       f'"inputs" and "ops" ({e})') from None
+      raise ValueError(
+          f'malformed arch JSON {data!r}: needs blocks with ' f'"inputs" and "ops" ({e})'
+      ) from None
     return self.canonical(Arch(tuple(blocks), self.name))
 
   def parse(self, text: str, strict: bool = True) -> Arch:
@@ -211,8 +240,10 @@ class SearchSpace(SpaceBase):
           raise ValueError
         parsed_inputs = tuple(int(j) for j in inputs.split(','))
       except ValueError:
-        raise ValueError(f"block {i}: malformed {part.strip()!r}, expected "
-                         f"INPUTS:OPS such as '0,1:sep3x3+max_pool'") from None
+        raise ValueError(
+            f'block {i}: malformed {part.strip()!r}, expected '
+            f"INPUTS:OPS such as '0,1:sep3x3+max_pool'"
+        ) from None
       blocks.append(Block(parsed_inputs, tuple(o.strip() for o in ops.split('+'))))
     return self.canonical(Arch(tuple(blocks), self.name), strict)
 
@@ -231,15 +262,22 @@ class SearchSpace(SpaceBase):
     inputs, ops = np.asarray(masks.inputs, bool), np.asarray(masks.ops, bool)
     want = ((self.num_blocks, self.max_inputs), (self.num_blocks, self.num_ops))
     if (inputs.shape, ops.shape) != want:
-      raise ValueError(f'masks of shapes {inputs.shape}, {ops.shape}; expected {want}'
-                       ' (decode one cell at a time: use decode_batch for more)')
+      raise ValueError(
+          f'masks of shapes {inputs.shape}, {ops.shape}; expected {want}'
+          ' (decode one cell at a time: use decode_batch for more)'
+      )
     if (inputs & ~self.valid_inputs).any():
       i, j = np.argwhere(inputs & ~self.valid_inputs)[0]
-      raise ValueError(f'block {i} reads input {j}, only '
-                       f'0..{self.num_candidate_inputs(i) - 1} exist')
-    blocks = tuple(Block(tuple(int(j) for j in np.flatnonzero(inputs[i])),
-                         tuple(self.ops[o] for o in np.flatnonzero(ops[i])))
-                   for i in range(self.num_blocks))
+      raise ValueError(
+          f'block {i} reads input {j}, only ' f'0..{self.num_candidate_inputs(i) - 1} exist'
+      )
+    blocks = tuple(
+        Block(
+            tuple(int(j) for j in np.flatnonzero(inputs[i])),
+            tuple(self.ops[o] for o in np.flatnonzero(ops[i])),
+        )
+        for i in range(self.num_blocks)
+    )
     return self.canonical(Arch(blocks, self.name))
 
   def all_on_arch(self) -> Arch:
@@ -247,8 +285,13 @@ class SearchSpace(SpaceBase):
 
     Usually outside the space (more ops than `max_ops`); parse it with `strict=False`.
     """
-    return Arch(tuple(Block(tuple(range(self.num_candidate_inputs(i))), self.ops)
-                      for i in range(self.num_blocks)), self.name)
+    return Arch(
+        tuple(
+            Block(tuple(range(self.num_candidate_inputs(i))), self.ops)
+            for i in range(self.num_blocks)
+        ),
+        self.name,
+    )
 
   def all_on(self) -> Masks:
     """Masks with every input and every op on: the whole one-shot model."""
@@ -259,7 +302,8 @@ class SearchSpace(SpaceBase):
     input_rows, offsets, counts, op_rows = self._tables
     k_in, k_ops = jax.random.split(key)
     which_inputs = jnp.asarray(offsets) + jax.random.randint(
-        k_in, (n, self.num_blocks), 0, jnp.asarray(counts))
+        k_in, (n, self.num_blocks), 0, jnp.asarray(counts)
+    )
     which_ops = jax.random.randint(k_ops, (n, self.num_blocks), 0, op_rows.shape[0])
     return Masks(jnp.asarray(input_rows)[which_inputs], jnp.asarray(op_rows)[which_ops])
 
@@ -268,26 +312,32 @@ class SearchSpace(SpaceBase):
     input_rows, offsets, counts, op_rows = self._tables
     choices = []
     for i in range(self.num_blocks):
-      rows = input_rows[offsets[i]:offsets[i] + counts[i]]
-      choices.append([(tuple(np.flatnonzero(r).tolist()), tuple(self.ops[o] for o in
-                                                            np.flatnonzero(op)))
-                      for r in rows for op in op_rows])
+      rows = input_rows[offsets[i] : offsets[i] + counts[i]]
+      choices.append(
+          [
+              (tuple(np.flatnonzero(r).tolist()), tuple(self.ops[o] for o in np.flatnonzero(op)))
+              for r in rows
+              for op in op_rows
+          ]
+      )
     for combo in itertools.product(*choices):
       yield Arch(tuple(Block(inp, ops) for inp, ops in combo), self.name)
 
   # -- training ---------------------------------------------------------------
 
-  def drop_masks(self, key: jax.Array, num_ghosts: int, *, ramp, rate,
-                 base: Masks | None = None) -> Masks:
+  def drop_masks(
+      self, key: jax.Array, num_ghosts: int, *, ramp, rate, base: Masks | None = None
+  ) -> Masks:
     """Path dropout: block i's inputs drop with k = num_cell_inputs + i, its ops with num_ops."""
     base = self.all_on() if base is None else base
     k_inputs = self.num_cell_inputs + np.arange(self.num_blocks)
     p_inputs = path_dropout.probability(ramp, rate, k_inputs)[:, None]
     p_ops = path_dropout.probability(ramp, rate, self.num_ops)
     k_in, k_ops = jax.random.split(key)
-    return Masks(path_dropout.keep(k_in, jnp.asarray(base.inputs) & self.valid_inputs,
-                                   p_inputs, num_ghosts),
-                 path_dropout.keep(k_ops, jnp.asarray(base.ops), p_ops, num_ghosts))
+    return Masks(
+        path_dropout.keep(k_in, jnp.asarray(base.inputs) & self.valid_inputs, p_inputs, num_ghosts),
+        path_dropout.keep(k_ops, jnp.asarray(base.ops), p_ops, num_ghosts),
+    )
 
 
 register_space('bender2018', SearchSpace)

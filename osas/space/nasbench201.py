@@ -38,19 +38,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from osas import path_dropout
-from osas.space.base import ArchBase, SpaceBase, register_space
+from osas.space.base import ArchBase
+from osas.space.base import SpaceBase
+from osas.space.base import register_space
 
 NB201_OPS = ('none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3')
 
 
 class EdgeMasks(NamedTuple):
   """Boolean op masks of one or more cells (leading axes allowed); a JAX pytree."""
+
   ops: Any  # [..., num_edges, num_ops]
 
 
 @dataclasses.dataclass(frozen=True)
 class Arch(ArchBase):
   """A NAS-Bench-201 cell: `nodes[j - 1][i]` is the op of the edge from node i to node j."""
+
   SPACE: ClassVar[str] = 'nasbench201'
   nodes: tuple[tuple[str, ...], ...]
   space_name: str = 'nasbench201'
@@ -61,8 +65,7 @@ class Arch(ArchBase):
     return tuple(itertools.chain.from_iterable(self.nodes))
 
   def to_string(self) -> str:
-    return '+'.join('|' + ''.join(f'{op}~{i}|' for i, op in enumerate(node))
-                    for node in self.nodes)
+    return '+'.join('|' + ''.join(f'{op}~{i}|' for i, op in enumerate(node)) for node in self.nodes)
 
   def to_json(self) -> dict[str, Any]:
     return {'space': self.space_name, 'nodes': [list(node) for node in self.nodes]}
@@ -71,18 +74,21 @@ class Arch(ArchBase):
 @dataclasses.dataclass(frozen=True)
 class NasBench201Space(SpaceBase):
   """The benchmark's cell space, built from its parameters (defaults: the benchmark's)."""
+
   num_nodes: int = 4
   ops: tuple[str, ...] = NB201_OPS
   name: str = 'nasbench201'
 
   def __post_init__(self):
     unknown = [o for o in self.ops if o not in NB201_OPS]
-    self._check([
-        (self.num_nodes >= 2, f'num_nodes={self.num_nodes} must be >= 2'),
-        (len(self.ops) >= 1, 'ops must name at least one op'),
-        (len(set(self.ops)) == len(self.ops), f'ops has duplicates: {self.ops}'),
-        (not unknown, f"unknown ops {unknown} (known: {', '.join(NB201_OPS)})"),
-    ])
+    self._check(
+        [
+            (self.num_nodes >= 2, f'num_nodes={self.num_nodes} must be >= 2'),
+            (len(self.ops) >= 1, 'ops must name at least one op'),
+            (len(set(self.ops)) == len(self.ops), f'ops has duplicates: {self.ops}'),
+            (not unknown, f"unknown ops {unknown} (known: {', '.join(NB201_OPS)})"),
+        ]
+    )
 
   # -- shape of the space --------------------------------------------------
 
@@ -98,26 +104,29 @@ class NasBench201Space(SpaceBase):
   @property
   def size(self) -> int:
     """Number of distinct cells: one op per edge."""
-    return self.num_ops ** self.num_edges
+    return self.num_ops**self.num_edges
 
   # -- architectures ----------------------------------------------------------
 
   def _cell(self, ops) -> Arch:
     """The Arch of the edge ops in edge order."""
     ops = iter(ops)
-    return Arch(tuple(tuple(next(ops) for _ in range(j)) for j in range(1, self.num_nodes)),
-                self.name)
+    return Arch(
+        tuple(tuple(next(ops) for _ in range(j)) for j in range(1, self.num_nodes)), self.name
+    )
 
   def canonical(self, arch: Arch, strict: bool = True) -> Arch:
     """Validates `arch` (`strict` is for interface parity: every cell here is strict)."""
     del strict
     if len(arch.nodes) != self.num_nodes - 1:
-      raise ValueError(f'cell has {len(arch.nodes) + 1} nodes, space {self.name} has '
-                       f'{self.num_nodes}')
+      raise ValueError(
+          f'cell has {len(arch.nodes) + 1} nodes, space {self.name} has ' f'{self.num_nodes}'
+      )
     for j, node in enumerate(arch.nodes, 1):
       if len(node) != j:
-        raise ValueError(f'node {j} has {len(node)} incoming edges, needs one from each of '
-                         f'nodes 0..{j - 1}')
+        raise ValueError(
+            f'node {j} has {len(node)} incoming edges, needs one from each of ' f'nodes 0..{j - 1}'
+        )
       for op in node:
         if op not in self.ops:
           raise ValueError(f"node {j}: unknown op {op!r} (known: {', '.join(self.ops)})")
@@ -127,8 +136,9 @@ class NasBench201Space(SpaceBase):
     """The ops of node j's edges from nodes 0..j-1, from its '|op~i|...|' part."""
     part = part.strip()
     if len(part) < 2 or part[0] != '|' or part[-1] != '|':
-      raise ValueError(f"node {j}: malformed {part!r}, expected '|op~i|op~i|' such as "
-                       f"'|nor_conv_3x3~0|'")
+      raise ValueError(
+          f"node {j}: malformed {part!r}, expected '|op~i|op~i|' such as " f"'|nor_conv_3x3~0|'"
+      )
     sources = {}
     for token in part[1:-1].split('|'):
       op, sep, source = token.strip().partition('~')
@@ -137,8 +147,10 @@ class NasBench201Space(SpaceBase):
           raise ValueError
         i = int(source)
       except ValueError:
-        raise ValueError(f"node {j}: malformed edge {token.strip()!r}, expected OP~I such "
-                         f"as 'nor_conv_3x3~0'") from None
+        raise ValueError(
+            f'node {j}: malformed edge {token.strip()!r}, expected OP~I such '
+            f"as 'nor_conv_3x3~0'"
+        ) from None
       if not 0 <= i < j:
         raise ValueError(f'node {j} reads node {i}, only nodes 0..{j - 1} exist before it')
       if i in sources:
@@ -146,8 +158,10 @@ class NasBench201Space(SpaceBase):
       sources[i] = op.strip()
     missing = [i for i in range(j) if i not in sources]
     if missing:
-      raise ValueError(f'node {j} has no edge from node {missing[0]} (every node reads '
-                       "every earlier one; 'none' for no op)")
+      raise ValueError(
+          f'node {j} has no edge from node {missing[0]} (every node reads '
+          "every earlier one; 'none' for no op)"
+      )
     return tuple(sources[i] for i in range(j))
 
   def parse(self, text: str, strict: bool = True) -> Arch:
@@ -156,8 +170,10 @@ class NasBench201Space(SpaceBase):
       raise ValueError(f'empty or non-string arch: {text!r}')
     parts = text.strip().split('+')
     if len(parts) != self.num_nodes - 1:
-      raise ValueError(f"cell has {len(parts) + 1} nodes (input and {len(parts)} parts "
-                       f"joined by '+'), space {self.name} has {self.num_nodes}")
+      raise ValueError(
+          f'cell has {len(parts) + 1} nodes (input and {len(parts)} parts '
+          f"joined by '+'), space {self.name} has {self.num_nodes}"
+      )
     nodes = tuple(self._parse_node(j, part) for j, part in enumerate(parts, 1))
     return self.canonical(Arch(nodes, self.name), strict)
 
@@ -165,8 +181,9 @@ class NasBench201Space(SpaceBase):
     try:
       nodes = tuple(tuple(node) for node in data['nodes'])
     except (KeyError, TypeError) as e:
-      raise ValueError(f'malformed arch JSON {data!r}: needs "nodes", lists of op names '
-                       f'({e})') from None
+      raise ValueError(
+          f'malformed arch JSON {data!r}: needs "nodes", lists of op names ' f'({e})'
+      ) from None
     return self.canonical(Arch(nodes, self.name))
 
   def encode(self, arch: Arch) -> EdgeMasks:
@@ -180,8 +197,10 @@ class NasBench201Space(SpaceBase):
     """The `Arch` of one cell's masks; ValueError unless each edge has exactly one op on."""
     ops = np.asarray(masks.ops, bool)
     if ops.shape != (self.num_edges, self.num_ops):
-      raise ValueError(f'masks of shape {ops.shape}; expected {(self.num_edges, self.num_ops)}'
-                       ' (decode one cell at a time: use decode_batch for more)')
+      raise ValueError(
+          f'masks of shape {ops.shape}; expected {(self.num_edges, self.num_ops)}'
+          ' (decode one cell at a time: use decode_batch for more)'
+      )
     for e, row in enumerate(ops):
       if row.sum() != 1:
         i, j = self.edges[e]
@@ -202,9 +221,10 @@ class NasBench201Space(SpaceBase):
     return EdgeMasks(jax.nn.one_hot(which, self.num_ops, dtype=jnp.bool_))
 
   def isomorphism_key(self, arch: Arch) -> str:
-    """The same string for cells that compute the same function: the benchmark's own
-    `Structure.to_unique_str(consider_zero=True)` (Dong & Yang 2020), which finds 6,466
-    distinct cells among the 15,625.
+    """The same string for cells that compute the same function.
+
+    The benchmark's own `Structure.to_unique_str(consider_zero=True)` (Dong & Yang 2020),
+    which finds 6,466 distinct cells among the 15,625.
 
     A node is the sorted sum of its incoming terms: '#' (zero) for `none` or a zero input,
     the input itself for `skip_connect`, '(input)@op' for any other op.
@@ -222,8 +242,10 @@ class NasBench201Space(SpaceBase):
 
   @functools.cached_property
   def _classes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every cell's op indices [size, num_edges] grouped by class, each class's first row
-    and size."""
+    """Every cell's op indices [size, num_edges] grouped by class.
+
+    With each class's first row and its size.
+    """
     keys, rows = [], []
     for arch in self.enumerate():
       keys.append(self.isomorphism_key(arch))
@@ -238,13 +260,16 @@ class NasBench201Space(SpaceBase):
     return len(self._classes[1])
 
   def sample_classes(self, key: jax.Array, n: int) -> EdgeMasks:
-    """`n` cells as masks [n, ...]: a class drawn uniformly, then a uniform cell of it;
-    jittable. Cells of small classes are drawn as often as those of large ones."""
+    """`n` cells as masks [n, ...]: a class drawn uniformly, then a uniform cell of it.
+
+    Jittable. Cells of small classes are drawn as often as those of large ones.
+    """
     rows, first, counts = self._classes
     k_class, k_member = jax.random.split(key)
     which = jax.random.randint(k_class, (n,), 0, len(first))
-    member = jnp.asarray(first)[which] + jax.random.randint(k_member, (n,), 0,
-                                                            jnp.asarray(counts)[which])
+    member = jnp.asarray(first)[which] + jax.random.randint(
+        k_member, (n,), 0, jnp.asarray(counts)[which]
+    )
     return EdgeMasks(jax.nn.one_hot(jnp.asarray(rows)[member], self.num_ops, dtype=jnp.bool_))
 
   def enumerate(self) -> Iterator[Arch]:
@@ -254,11 +279,14 @@ class NasBench201Space(SpaceBase):
 
   # -- training ---------------------------------------------------------------
 
-  def drop_masks(self, key: jax.Array, num_ghosts: int, *, ramp, rate,
-                 base: EdgeMasks | None = None) -> EdgeMasks:
-    """Path dropout: each of an edge's k real ops drops independently ('none' is no path:
-    it adds zeros either way, so it stays off and k leaves it out; an edge then loses all
-    its real ops with probability `rate` at the end of the ramp)."""
+  def drop_masks(
+      self, key: jax.Array, num_ghosts: int, *, ramp, rate, base: EdgeMasks | None = None
+  ) -> EdgeMasks:
+    """Path dropout: each of an edge's k real ops drops independently.
+
+    'none' is no path: it adds zeros either way, so it stays off and k leaves it out; an
+    edge then loses all its real ops with probability `rate` at the end of the ramp.
+    """
     base = self.all_on() if base is None else base
     real = np.array([op != 'none' for op in self.ops])
     p = path_dropout.probability(ramp, rate, max(int(real.sum()), 1))

@@ -16,6 +16,7 @@ from osas import preemption
 @dataclasses.dataclass
 class Loop:
   """Runs `step_fn` from the newest restorable checkpoint up to `num_steps`."""
+
   name: str  # Prefix of the logged scalars, e.g. 'supernet'.
   step_fn: Callable[[Any, Any], tuple[Any, Any]]  # (state, batch) -> (state, metrics).
   batches: Callable[[int], Iterator[Any]]  # start_step -> global batches.
@@ -39,8 +40,9 @@ class Loop:
   def run(self, state: Any) -> tuple[Any, dict[str, float]]:
     """Trains to `num_steps`; returns the state and the last logged and evaluated scalars."""
     start = int(jax.device_get(state.step))
-    progress = metric_logs.Progress(self.num_steps, examples_per_step=self.examples_per_step,
-                                    start_step=start, name=self.name)
+    progress = metric_logs.Progress(
+        self.num_steps, examples_per_step=self.examples_per_step, start_step=start, name=self.name
+    )
     summary, accumulated = {}, None
     batches = self.batches(start)
     for step in range(start + 1, self.num_steps + 1):
@@ -48,8 +50,7 @@ class Loop:
       accumulated = metrics if accumulated is None else accumulated.merge(metrics)
       last = step == self.num_steps
       if step % self.log_every == 0 or last:
-        scalars = {f'{self.name}/train_{k}': float(v)
-                   for k, v in accumulated.compute().items()}
+        scalars = {f'{self.name}/train_{k}': float(v) for k, v in accumulated.compute().items()}
         self.writer.write_scalars(step, scalars)
         summary.update(scalars)
         accumulated = None
@@ -66,4 +67,3 @@ class Loop:
         raise preemption.Preempted(f'{self.name}: saved step {step} of {self.num_steps}')
     self.checkpointer.wait_until_finished()
     return state, summary
-

@@ -30,15 +30,20 @@ def train_step(state: common.TrainState, batch, *, model: Standalone, tx, weight
   """One SGD step with ordinary BN (running averages updated) and L2 on all kernels."""
 
   def loss_fn(params):
-    logits, updates = model.apply({'params': params, 'batch_stats': state.batch_stats},
-                                  batch['image'], train=True, mutable=['batch_stats'])
+    logits, updates = model.apply(
+        {'params': params, 'batch_stats': state.batch_stats},
+        batch['image'],
+        train=True,
+        mutable=['batch_stats'],
+    )
     loss = common.cross_entropy(logits, batch['label'])
     l2 = common.l2(params)
     return loss + 0.5 * weight_decay * l2, (logits, loss, l2, updates['batch_stats'])
 
   grads, (logits, loss, l2, stats) = jax.grad(loss_fn, has_aux=True)(state.params)
   metrics = common.TrainMetrics.single_from_model_output(
-      logits=logits, labels=batch['label'], loss=loss, l2=l2)
+      logits=logits, labels=batch['label'], loss=loss, l2=l2
+  )
   return common.apply_gradients(state, grads, tx, batch_stats=stats), metrics
 
 
@@ -47,8 +52,9 @@ def eval_counts(state: common.TrainState, batch, *, model: Standalone) -> jax.Ar
 
   Counted here, on the devices, so that only two numbers, not logits, reach the hosts.
   """
-  logits = model.apply({'params': state.params, 'batch_stats': state.batch_stats},
-                       batch['image'], train=False)
+  logits = model.apply(
+      {'params': state.params, 'batch_stats': state.batch_stats}, batch['image'], train=False
+  )
   valid = batch['valid'] > 0
   correct = (jnp.argmax(logits, -1) == batch['label']) & valid
   return jnp.stack([jnp.sum(correct, dtype=jnp.int32), jnp.sum(valid, dtype=jnp.int32)])
@@ -71,43 +77,79 @@ def retrain_one(arch: space_lib.ArchBase, config, workdir: str, mesh) -> dict[st
     logging.info('retrain: %s finished earlier; skipped', arch)
     return result
   started = time.time()
-  train = data.get_split(config.data, 'train', global_batch_size=section.batch_size,
-                         train=True, seed=config.seed)
-  evals = {name: data.get_split(config.data, name, global_batch_size=section.eval_batch_size,
-                                train=False, seed=config.seed) for name in section.eval_splits}
+  train = data.get_split(
+      config.data, 'train', global_batch_size=section.batch_size, train=True, seed=config.seed
+  )
+  evals = {
+      name: data.get_split(
+          config.data,
+          name,
+          global_batch_size=section.eval_batch_size,
+          train=False,
+          seed=config.seed,
+      )
+      for name in section.eval_splits
+  }
   spec = _spec(config, train.num_classes)
   model, tx = Standalone(arch, space, spec), common.optimizer(section, 'config.retrain')
-  variables = init_variables(model, jax.random.key(config.seed),
-                             np.zeros((1,) + train.image_shape, np.float32))
+  variables = init_variables(
+      model, jax.random.key(config.seed), np.zeros((1,) + train.image_shape, np.float32)
+  )
   repl, batch_sharding = parallel.replicated(mesh), parallel.data_sharding(mesh)
-  state = parallel.put(common.TrainState(
-      step=jnp.zeros((), jnp.int32), params=variables['params'],
-      opt_state=tx.init(variables['params']), key=jax.random.key(config.seed),
-      batch_stats=variables['batch_stats']), repl)
-  step = jax.jit(functools.partial(train_step, model=model, tx=tx,
-                                   weight_decay=section.weight_decay),
-                 in_shardings=(repl, batch_sharding), out_shardings=(repl, repl),
-                 donate_argnums=0)
-  counts = jax.jit(functools.partial(eval_counts, model=model),
-                   in_shardings=(repl, batch_sharding), out_shardings=repl)
+  state = parallel.put(
+      common.TrainState(
+          step=jnp.zeros((), jnp.int32),
+          params=variables['params'],
+          opt_state=tx.init(variables['params']),
+          key=jax.random.key(config.seed),
+          batch_stats=variables['batch_stats'],
+      ),
+      repl,
+  )
+  step = jax.jit(
+      functools.partial(train_step, model=model, tx=tx, weight_decay=section.weight_decay),
+      in_shardings=(repl, batch_sharding),
+      out_shardings=(repl, repl),
+      donate_argnums=0,
+  )
+  counts = jax.jit(
+      functools.partial(eval_counts, model=model),
+      in_shardings=(repl, batch_sharding),
+      out_shardings=repl,
+  )
   run_dir = workdir_lib.path(workdir, 'retrain', arch.id)
-  checkpointer = checkpoints.Checkpointer(workdir_lib.path(run_dir, 'checkpoints'),
-                                          save_interval_steps=section.checkpoint_every)
+  checkpointer = checkpoints.Checkpointer(
+      workdir_lib.path(run_dir, 'checkpoints'), save_interval_steps=section.checkpoint_every
+  )
   name = f'retrain/{arch.id}'
   with metric_logs.MetricWriter(workdir_lib.path(workdir, 'logs', 'retrain', arch.id)) as writer:
-    loop = Loop(name=name, step_fn=step, num_steps=section.num_steps,
-                batches=lambda s: (parallel.global_batch(b, mesh) for b in train.batches(s)),
-                examples_per_step=section.batch_size, checkpointer=checkpointer,
-                writer=writer, log_every=section.log_every, eval_every=section.eval_every,
-                eval_fn=lambda s: {f'{k}_accuracy': accuracy(s, split, counts, mesh)
-                                   for k, split in evals.items()})
+    loop = Loop(
+        name=name,
+        step_fn=step,
+        num_steps=section.num_steps,
+        batches=lambda s: (parallel.global_batch(b, mesh) for b in train.batches(s)),
+        examples_per_step=section.batch_size,
+        checkpointer=checkpointer,
+        writer=writer,
+        log_every=section.log_every,
+        eval_every=section.eval_every,
+        eval_fn=lambda s: {
+            f'{k}_accuracy': accuracy(s, split, counts, mesh) for k, split in evals.items()
+        },
+    )
     _, summary = loop.run(loop.restore(state))
   checkpointer.close()
   params, flops = cost(space, spec, arch, train.image_shape)
-  result = {'arch': arch.to_string(), 'arch_id': arch.id, 'params': params, 'flops': flops,
-            'filters': spec.filters, 'steps': section.num_steps,
-            'wall_time_s': round(time.time() - started, 2),
-            **{k.split('/')[-1]: v for k, v in summary.items()}}
+  result = {
+      'arch': arch.to_string(),
+      'arch_id': arch.id,
+      'params': params,
+      'flops': flops,
+      'filters': spec.filters,
+      'steps': section.num_steps,
+      'wall_time_s': round(time.time() - started, 2),
+      **{k.split('/')[-1]: v for k, v in summary.items()},
+  }
   workdir_lib.write_json(workdir, 'retrain', arch.id, 'result.json', obj=result)
   logging.info('retrain: %s -> %s', arch, {k: v for k, v in result.items() if 'acc' in k})
   return result
@@ -155,14 +197,16 @@ def check(config, mesh) -> None:
       raise ValueError(f'config.retrain.archs[{n}]: {e}') from None
   for name in section.eval_splits:
     if name not in ('train', 'valid', 'test'):
-      raise ValueError(f"config.retrain.eval_splits: unknown split {name!r}")
+      raise ValueError(f'config.retrain.eval_splits: unknown split {name!r}')
 
 
 def run(config, workdir: str, mesh) -> None:
   archs = archs_to_retrain(config, workdir)
   if not archs:
-    raise ValueError('retrain: config.retrain.archs is empty and the workdir holds no '
-                     'search/selection.json: nothing to retrain')
+    raise ValueError(
+        'retrain: config.retrain.archs is empty and the workdir holds no '
+        'search/selection.json: nothing to retrain'
+    )
   for n, arch in enumerate(archs):
     logging.info('retrain: arch %d of %d: %s', n + 1, len(archs), arch)
     retrain_one(arch, config, workdir, mesh)

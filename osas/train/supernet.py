@@ -28,6 +28,7 @@ from osas.train.loop import Loop
 
 class SupernetState(common.TrainState):
   """The supernet's training state, plus the moving average of its weights (if kept)."""
+
   ema_params: Any = None
 
 
@@ -41,8 +42,16 @@ def weights(state: SupernetState) -> Any:
   return state.params if state.ema_params is None else state.ema_params
 
 
-def train_step(state: SupernetState, batch: dict[str, jax.Array], *, model: Supernet,
-               tx, sampler, section, masks_sharding) -> tuple[SupernetState, Any]:
+def train_step(
+    state: SupernetState,
+    batch: dict[str, jax.Array],
+    *,
+    model: Supernet,
+    tx,
+    sampler,
+    section,
+    masks_sharding,
+) -> tuple[SupernetState, Any]:
   """One SGD step; each ghost batch draws its own mask from the state's key.
 
   With `section.bn_affine` off, batch norm scales and shifts get no gradient and stay at
@@ -52,8 +61,7 @@ def train_step(state: SupernetState, batch: dict[str, jax.Array], *, model: Supe
   """
   num_ghosts = section.batch_size // section.ghost_batch_size
   ramp = jnp.minimum(state.step / section.num_steps, 1.0)
-  masks = sampler(jax.random.fold_in(state.key, state.step), model.space, num_ghosts, ramp,
-                  section)
+  masks = sampler(jax.random.fold_in(state.key, state.step), model.space, num_ghosts, ramp, section)
   masks = jax.lax.with_sharding_constraint(masks, masks_sharding)
 
   def loss_fn(params):
@@ -66,19 +74,25 @@ def train_step(state: SupernetState, batch: dict[str, jax.Array], *, model: Supe
   grads, (logits, loss, l2) = jax.grad(loss_fn, has_aux=True)(state.params)
   if not section.bn_affine:
     grads = jax.tree_util.tree_map_with_path(
-        lambda p, g: jnp.zeros_like(g) if is_bn_affine(common.path_names(p)) else g, grads)
+        lambda p, g: jnp.zeros_like(g) if is_bn_affine(common.path_names(p)) else g, grads
+    )
   metrics = common.TrainMetrics.single_from_model_output(
-      logits=logits, labels=batch['label'], loss=loss, l2=l2)
+      logits=logits, labels=batch['label'], loss=loss, l2=l2
+  )
   state = common.apply_gradients(state, grads, tx)
   if state.ema_params is not None:
     decay = jnp.minimum(section.ema_decay, (1.0 + state.step) / (10.0 + state.step))
-    state = state.replace(ema_params=jax.tree.map(
-        lambda e, p: decay * e + (1 - decay) * p, state.ema_params, state.params))
+    state = state.replace(
+        ema_params=jax.tree.map(
+            lambda e, p: decay * e + (1 - decay) * p, state.ema_params, state.params
+        )
+    )
   return state, metrics
 
 
-def probe_correct(params: Any, images: jax.Array, labels: jax.Array, probes, *,
-                  model: Supernet, num_ghosts: int) -> jax.Array:
+def probe_correct(
+    params: Any, images: jax.Array, labels: jax.Array, probes, *, model: Supernet, num_ghosts: int
+) -> jax.Array:
   """Correct predictions [num_probes] of each probe arch over the whole (global) batch.
 
   Counted here, on the devices, so that only these counts, not logits, reach the hosts.
@@ -91,8 +105,9 @@ def probe_correct(params: Any, images: jax.Array, labels: jax.Array, probes, *,
 def probe_archs(space: space_lib.Space, seed: int, num_random: int) -> tuple[list[str], Any]:
   """All paths on, then `num_random` fixed random cells: the archs watched while training."""
   random = space.sample_masks(jax.random.key(seed + 1), num_random)
-  masks = jax.tree.map(lambda on, r: np.concatenate([on[None], np.asarray(r)]),
-                       space.all_on(), random)
+  masks = jax.tree.map(
+      lambda on, r: np.concatenate([on[None], np.asarray(r)]), space.all_on(), random
+  )
   names = ['all_on'] + [f'random_{i}' for i in range(num_random)]
   return names, masks
 
@@ -100,14 +115,18 @@ def probe_archs(space: space_lib.Space, seed: int, num_random: int) -> tuple[lis
 def check(config, mesh) -> None:
   """Raises ValueError naming the field when the stage's config cannot work."""
   section = config.supernet
-  parallel.check_batch(section.batch_size, section.ghost_batch_size, mesh, 'config.supernet.batch_size')
-  parallel.check_batch(section.eval_batch_size, section.ghost_batch_size, mesh,
-                       'config.supernet.eval_batch_size')
+  parallel.check_batch(
+      section.batch_size, section.ghost_batch_size, mesh, 'config.supernet.batch_size'
+  )
+  parallel.check_batch(
+      section.eval_batch_size, section.ghost_batch_size, mesh, 'config.supernet.eval_batch_size'
+  )
   if not 0 <= section.ema_decay < 1:
     raise ValueError(f'config.supernet.ema_decay={section.ema_decay} must be in [0, 1) (0: off)')
   if not 0 < section.path_dropout_rate < 1:
-    raise ValueError(f'config.supernet.path_dropout_rate={section.path_dropout_rate} must be '
-                     'in (0, 1)')
+    raise ValueError(
+        f'config.supernet.path_dropout_rate={section.path_dropout_rate} must be ' 'in (0, 1)'
+    )
   for field in ('num_steps', 'checkpoint_every', 'log_every'):
     if section[field] <= 0:
       raise ValueError(f'config.supernet.{field}={section[field]} must be positive')
@@ -115,43 +134,63 @@ def check(config, mesh) -> None:
   ModelSpec.from_config(config.model, num_classes=1)
   samplers.get_sampler(section.sampler, space)
   common.learning_rate(section, 'config.supernet')
-  data.get_split(config.data, 'train', global_batch_size=section.batch_size, train=True,
-                 seed=config.seed)
+  data.get_split(
+      config.data, 'train', global_batch_size=section.batch_size, train=True, seed=config.seed
+  )
 
 
 def build(config, mesh) -> dict[str, Any]:
   """Model, data and jitted functions of the stage."""
   section = config.supernet
   space = space_lib.from_config(config.space)
-  train = data.get_split(config.data, 'train', global_batch_size=section.batch_size,
-                         train=True, seed=config.seed)
-  valid = data.get_split(config.data, 'valid', global_batch_size=section.eval_batch_size,
-                         train=False, seed=config.seed)
+  train = data.get_split(
+      config.data, 'train', global_batch_size=section.batch_size, train=True, seed=config.seed
+  )
+  valid = data.get_split(
+      config.data, 'valid', global_batch_size=section.eval_batch_size, train=False, seed=config.seed
+  )
   model = Supernet(space, ModelSpec.from_config(config.model, train.num_classes))
   tx = common.optimizer(section, 'config.supernet')
   repl, batch_sharding = parallel.replicated(mesh), parallel.data_sharding(mesh)
-  step = jax.jit(functools.partial(
-      train_step, model=model, tx=tx, sampler=samplers.get_sampler(section.sampler),
-      section=section, masks_sharding=batch_sharding),
-                 in_shardings=(repl, batch_sharding), out_shardings=(repl, repl),
-                 donate_argnums=0)
-  probes = jax.jit(functools.partial(
-      probe_correct, model=model,
-      num_ghosts=section.eval_batch_size // section.ghost_batch_size),
-                   in_shardings=(repl, batch_sharding, batch_sharding, repl),
-                   out_shardings=repl)
-  return dict(space=space, train=train, valid=valid, model=model, tx=tx, step=step,
-              probes=probes)
+  step = jax.jit(
+      functools.partial(
+          train_step,
+          model=model,
+          tx=tx,
+          sampler=samplers.get_sampler(section.sampler),
+          section=section,
+          masks_sharding=batch_sharding,
+      ),
+      in_shardings=(repl, batch_sharding),
+      out_shardings=(repl, repl),
+      donate_argnums=0,
+  )
+  probes = jax.jit(
+      functools.partial(
+          probe_correct, model=model, num_ghosts=section.eval_batch_size // section.ghost_batch_size
+      ),
+      in_shardings=(repl, batch_sharding, batch_sharding, repl),
+      out_shardings=repl,
+  )
+  return dict(space=space, train=train, valid=valid, model=model, tx=tx, step=step, probes=probes)
 
 
 def init_state(parts: dict[str, Any], config, mesh) -> SupernetState:
   image = np.zeros((config.supernet.ghost_batch_size,) + parts['train'].image_shape, np.float32)
-  variables = init_variables(parts['model'], jax.random.key(config.seed), image,
-                             jax.tree.map(lambda x: x[None], parts['space'].all_on()))
+  variables = init_variables(
+      parts['model'],
+      jax.random.key(config.seed),
+      image,
+      jax.tree.map(lambda x: x[None], parts['space'].all_on()),
+  )
   params = variables['params']
-  state = SupernetState(step=jnp.zeros((), jnp.int32), params=params,
-                        opt_state=parts['tx'].init(params), key=jax.random.key(config.seed + 2),
-                        ema_params=params if config.supernet.ema_decay else None)
+  state = SupernetState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state=parts['tx'].init(params),
+      key=jax.random.key(config.seed + 2),
+      ema_params=params if config.supernet.ema_decay else None,
+  )
   return parallel.put(state, parallel.replicated(mesh))
 
 
@@ -182,18 +221,27 @@ def run(config, workdir: str, mesh) -> None:
   state = init_state(parts, config, mesh)
   checkpointer = checkpoints.Checkpointer(
       workdir_lib.path(workdir, 'supernet', 'checkpoints'),
-      save_interval_steps=section.checkpoint_every)
+      save_interval_steps=section.checkpoint_every,
+  )
   with metric_logs.MetricWriter(workdir_lib.path(workdir, 'logs')) as writer:
     loop = Loop(
-        name='supernet', step_fn=parts['step'], num_steps=section.num_steps,
-        batches=lambda start: (parallel.global_batch(b, mesh)
-                               for b in parts['train'].batches(start)),
-        examples_per_step=section.batch_size, checkpointer=checkpointer, writer=writer,
-        log_every=section.log_every, eval_every=section.eval_every,
-        eval_fn=lambda s: evaluate_probes(s, parts, config, mesh))
+        name='supernet',
+        step_fn=parts['step'],
+        num_steps=section.num_steps,
+        batches=lambda start: (
+            parallel.global_batch(b, mesh) for b in parts['train'].batches(start)
+        ),
+        examples_per_step=section.batch_size,
+        checkpointer=checkpointer,
+        writer=writer,
+        log_every=section.log_every,
+        eval_every=section.eval_every,
+        eval_fn=lambda s: evaluate_probes(s, parts, config, mesh),
+    )
     state = loop.restore(state)
     _, summary = loop.run(state)
   checkpointer.close()
-  workdir_lib.write_json(workdir, 'supernet', 'done.json',
-                         obj={'num_steps': section.num_steps, **summary})
+  workdir_lib.write_json(
+      workdir, 'supernet', 'done.json', obj={'num_steps': section.num_steps, **summary}
+  )
   logging.info('train_supernet: done; %s', json.dumps(summary))
