@@ -33,7 +33,14 @@ setuptools.setup(
     extras_require={
         # TensorBoard's own readers check our event files; the style check runs ruff and pyink,
         # whose output changes between releases: constraints.txt pins them.
-        'test': ['pytest>=8', 'tensorboard>=2.16', 'pyink>=26.5,<27', 'ruff>=0.17,<0.18'],
+        # pytest-xdist: the suite runs on every core (pytest.ini).
+        'test': [
+            'pytest>=8',
+            'pytest-xdist>=3.5',
+            'tensorboard>=2.16',
+            'pyink>=26.5,<27',
+            'ruff>=0.17,<0.18',
+        ],
         # clu's metric_writers and periodic_actions, and tfds.load, need TensorFlow.
         'tf': ['tensorflow-cpu', 'tensorboard'],
         # gs:// workdirs and data without TensorFlow: etils.epath reads and writes them through

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 from unittest import mock
 
 from absl.testing import absltest
@@ -214,8 +215,9 @@ class SearchStageTest(parameterized.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.root = os.path.join(absltest.get_default_test_tmpdir(), 'search_stage')
-    shutil.rmtree(cls.root, ignore_errors=True)
+    # Its own directory: test workers running in parallel (pytest -n) never share it.
+    os.makedirs(absltest.get_default_test_tmpdir(), exist_ok=True)
+    cls.root = tempfile.mkdtemp(prefix='search_stage_', dir=absltest.get_default_test_tmpdir())
     cls.trained = os.path.join(cls.root, 'trained')
     main.run(helpers.tiny(stages=('train_supernet',)), cls.trained)
 
