@@ -4,6 +4,8 @@ import atexit
 import functools
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import jax
@@ -113,3 +115,22 @@ def arch_grads(space, spec, arch, num_ghosts=2):
     return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(labels.size), labels])
 
   return jax.jit(jax.grad(loss))(variables['params'])
+
+
+def pytest_with_devices(test_file: str, selector: str, devices: int = 8):
+  """Runs `test_file`'s tests matching `-k selector` on `devices` simulated CPU devices.
+
+  In a subprocess (XLA_FLAGS must be set before JAX starts), one process, no test workers;
+  returns its CompletedProcess.
+  """
+  flags = os.environ.get('XLA_FLAGS', '') + f' --xla_force_host_platform_device_count={devices}'
+  env = {**os.environ, 'PYTHONPATH': ROOT, 'XLA_FLAGS': flags.strip()}
+  args = ['-q', '-n', '0', '-p', 'no:cacheprovider', os.path.abspath(test_file), '-k', selector]
+  return subprocess.run(
+      [sys.executable, '-m', 'pytest', *args],
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=600,
+      cwd=ROOT,
+  )

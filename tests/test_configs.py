@@ -3,8 +3,6 @@
 import contextlib
 import importlib
 import os
-import subprocess
-import sys
 from unittest import mock
 
 from absl.testing import absltest
@@ -168,17 +166,7 @@ class RunWithEightDevicesTest(absltest.TestCase):
 
   @absltest.skipIf(jax.device_count() >= max(DEVICE_COUNTS), 'DeviceCountTest runs here')
   def test_in_a_subprocess(self):
-    flags = os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=8'
-    env = {**os.environ, 'PYTHONPATH': helpers.ROOT, 'XLA_FLAGS': flags.strip()}
-    args = ['-q', '-p', 'no:cacheprovider', os.path.abspath(__file__), '-k', 'DeviceCountTest']
-    result = subprocess.run(
-        [sys.executable, '-m', 'pytest', *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=helpers.ROOT,
-    )
+    result = helpers.pytest_with_devices(__file__, 'DeviceCountTest')
     self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
     count = len(CPU_CONFIGS) * len(DEVICE_COUNTS) + 1
     self.assertIn(f'{count} passed', result.stdout)

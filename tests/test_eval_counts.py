@@ -5,9 +5,6 @@ file runs again in a subprocess with 8 simulated devices.
 """
 
 import functools
-import os
-import subprocess
-import sys
 
 from absl.testing import absltest
 import jax
@@ -137,29 +134,7 @@ class RunWithEightDevicesTest(absltest.TestCase):
 
   @absltest.skipIf(jax.device_count() >= DEVICES, 'EvalCountsTest uses them in this process')
   def test_in_a_subprocess(self):
-    env = {
-        **os.environ,
-        'PYTHONPATH': helpers.ROOT,
-        'XLA_FLAGS': f'--xla_force_host_platform_device_count={DEVICES}',
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'pytest',
-            '-q',
-            '-p',
-            'no:cacheprovider',
-            os.path.abspath(__file__),
-            '-k',
-            'EvalCountsTest',
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=helpers.ROOT,
-    )
+    result = helpers.pytest_with_devices(__file__, 'EvalCountsTest', DEVICES)
     self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
     self.assertIn('2 passed', result.stdout)
 

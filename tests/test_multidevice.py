@@ -4,10 +4,6 @@ XLA fixes the device count when its backend starts, so with one device the test 
 file again in a subprocess with `--xla_force_host_platform_device_count=8`.
 """
 
-import os
-import subprocess
-import sys
-
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
@@ -97,29 +93,7 @@ class RunWithEightDevicesTest(absltest.TestCase):
 
   @absltest.skipIf(jax.device_count() >= DEVICES, 'EightDevicesTest runs in this process')
   def test_in_a_subprocess(self):
-    env = {
-        **os.environ,
-        'PYTHONPATH': helpers.ROOT,
-        'XLA_FLAGS': f'--xla_force_host_platform_device_count={DEVICES}',
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'pytest',
-            '-q',
-            '-p',
-            'no:cacheprovider',
-            os.path.abspath(__file__),
-            '-k',
-            'EightDevicesTest and not Run',
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=helpers.ROOT,
-    )
+    result = helpers.pytest_with_devices(__file__, 'EightDevicesTest and not Run', DEVICES)
     self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
     self.assertIn('3 passed', result.stdout)
     self.assertNotIn('skipped', result.stdout)
