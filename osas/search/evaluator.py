@@ -120,17 +120,16 @@ class Evaluator:
     self.zero_cost_names = tuple(zero_cost_names)
     self._compiled = {}
 
-  def _function(self, name: str, fn, num_args: int, num_ghosts: int):
-    """Fn jitted with the chunk split over devices and everything else replicated."""
+  def _function(self, name: str, fn, num_args: int, num_ghosts: int, **static):
+    """Fn jitted with the chunk split over devices and everything else replicated.
+
+    `static` are fn's further keyword arguments, fixed for the program `name`.
+    """
     key = (name, num_ghosts)
     if key not in self._compiled:
-      extra = {}
-      if name == 'zero_cost':
-        extra = {
-            'names': self.zero_cost_names,
-            'masked': Supernet(self.space, self.model.spec, execution='mask'),
-        }
-      body = functools.partial(fn, model=self.model, mode=self.mode, num_ghosts=num_ghosts, **extra)
+      body = functools.partial(
+          fn, model=self.model, mode=self.mode, num_ghosts=num_ghosts, **static
+      )
       sharded = jax.shard_map(
           body,
           mesh=self.mesh,
@@ -140,6 +139,10 @@ class Evaluator:
       )
       self._compiled[key] = jax.jit(sharded)
     return self._compiled[key]
+
+  def _zero_cost_function(self):
+    masked = Supernet(self.space, self.model.spec, execution='mask')
+    return self._function('zero_cost', _zero_cost, 3, 1, names=self.zero_cost_names, masked=masked)
 
   def _ghosts(self, batch_size: int) -> int:
     if batch_size % self.ghost_batch_size:
@@ -179,7 +182,7 @@ class Evaluator:
       kl = self._function('kl', _kl, 3, self._ghosts(len(kl_inputs[0])))
       programs.append(lambda: kl.lower(params, *kl_inputs, padded).compile())
     if zero_cost_inputs is not None and self.zero_cost_names:
-      zc = self._function('zero_cost', _zero_cost, 3, 1)
+      zc = self._zero_cost_function()
       programs.append(lambda: zc.lower(*zero_cost_inputs, padded).compile())
     return memory.needed_bytes(programs)
 
@@ -211,7 +214,7 @@ class Evaluator:
       fn = self._function('kl', _kl, 3, self._ghosts(len(images)))
       out['kl'] = parallel.to_host(fn(params, images, reference, padded))[:n]
     if zero_cost_inputs is not None and self.zero_cost_names:
-      fn = self._function('zero_cost', _zero_cost, 3, 1)
+      fn = self._zero_cost_function()
       out.update({k: parallel.to_host(v)[:n] for k, v in fn(*zero_cost_inputs, padded).items()})
     return out
 
