@@ -2,6 +2,7 @@
 
 import functools
 import math
+import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -11,6 +12,9 @@ import ml_collections
 import numpy as np
 import optax
 
+import helpers
+from osas import checkpoints
+from osas import main
 from osas import parallel
 from osas import samplers
 from osas.models import ModelSpec
@@ -213,6 +217,24 @@ class SupernetOptionsTest(absltest.TestCase):
     ):
       np.testing.assert_allclose(e, decay * p0 + (1 - decay) * p1, rtol=1e-5, atol=1e-7)
     self.assertIs(supernet_train.weights(new), new.ema_params)
+
+  def test_training_with_ema_keeps_a_separate_lagging_copy(self):
+    # The step donates its state: EMA weights sharing the params' buffers cannot be donated.
+    workdir = self.create_tempdir().full_path
+    config = helpers.tiny(stages=('train_supernet',), **{'supernet.ema_decay': 0.9})
+    main.run(config, workdir)
+    mesh = parallel.make_mesh()
+    parts = supernet_train.build(config, mesh)
+    checkpointer = checkpoints.Checkpointer(os.path.join(workdir, 'supernet', 'checkpoints'))
+    state, step = checkpointer.restore_latest(supernet_train.init_state(parts, config, mesh))
+    checkpointer.close()
+    self.assertEqual(step, config.supernet.num_steps)
+    gaps = [
+        float(jnp.abs(e - p).max())
+        for e, p in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(state.params))
+    ]
+    self.assertGreater(max(gaps), 0.0)
+    self.assertIs(supernet_train.weights(state), state.ema_params)
 
 
 if __name__ == '__main__':

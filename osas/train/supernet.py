@@ -127,7 +127,7 @@ def check(config, mesh) -> None:
     raise ValueError(
         f'config.supernet.path_dropout_rate={section.path_dropout_rate} must be ' 'in (0, 1)'
     )
-  for field in ('num_steps', 'checkpoint_every', 'log_every'):
+  for field in ('num_steps', 'checkpoint_every', 'log_every', 'keep_checkpoints'):
     if section[field] <= 0:
       raise ValueError(f'config.supernet.{field}={section[field]} must be positive')
   space = space_lib.from_config(config.space)
@@ -189,7 +189,8 @@ def init_state(parts: dict[str, Any], config, mesh) -> SupernetState:
       params=params,
       opt_state=parts['tx'].init(params),
       key=jax.random.key(config.seed + 2),
-      ema_params=params if config.supernet.ema_decay else None,
+      # A copy: the step donates the state, and one buffer cannot be donated twice.
+      ema_params=jax.tree.map(jnp.copy, params) if config.supernet.ema_decay else None,
   )
   return parallel.put(state, parallel.replicated(mesh))
 
@@ -222,6 +223,7 @@ def run(config, workdir: str, mesh) -> None:
   checkpointer = checkpoints.Checkpointer(
       workdir_lib.path(workdir, 'supernet', 'checkpoints'),
       save_interval_steps=section.checkpoint_every,
+      max_to_keep=section.keep_checkpoints,
   )
   with metric_logs.MetricWriter(workdir_lib.path(workdir, 'logs')) as writer:
     loop = Loop(
