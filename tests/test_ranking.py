@@ -3,6 +3,7 @@
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
+from scipy import stats
 
 from osas.report import rankings
 from osas.search import ranking
@@ -23,7 +24,9 @@ class RankByTest(parameterized.TestCase):
         ranking.parse(' naswot + synflow:2 + flops '), {'naswot': 1.0, 'synflow': 2.0, 'flops': 1.0}
     )
 
-  @parameterized.parameters('acc', 'naswot+naswot', 'naswot:0', 'naswot:x', 'loss:-1', '')
+  @parameterized.parameters(
+      'acc', 'naswot+naswot', 'naswot:0', 'naswot:x', 'loss:-1', '', 'naswot*loss+flops'
+  )
   def test_parse_refuses_naming_the_field(self, text):
     with self.assertRaisesRegex(ValueError, 'config.search.rank_by'):
       ranking.parse(text)
@@ -36,6 +39,19 @@ class RankByTest(parameterized.TestCase):
     # Ranks (1 = worst): naswot a 4, b 2, c 1, d 3; loss a 3, b 4, c 2, d 1; weights 2:1.
     want = np.array([2 * 4 + 3, 2 * 2 + 4, 2 * 1 + 2, 2 * 3 + 1]) / (3 * 4)
     np.testing.assert_allclose(ranking.scores(RECORDS, 'naswot:2+loss'), want)
+
+  def test_geometric_mean_rank_by_hand(self):
+    # The same ranks as fractions of 4: (r_naswot^2 * r_loss)^(1/3).
+    want = (np.array([4, 2, 1, 3]) ** 2 * np.array([3, 4, 2, 1]) / 4**3) ** (1 / 3)
+    np.testing.assert_allclose(ranking.scores(RECORDS, 'naswot:2*loss'), want)
+    self.assertEqual(ranking.parse('naswot * loss'), {'naswot': 1.0, 'loss': 1.0})
+    # Equal mean ranks (2.5), but one poor rank pulls x and w below the balanced y and z.
+    ranks = {'x': (4, 1), 'y': (2, 3), 'z': (3, 2), 'w': (1, 4)}
+    records = [{'arch': k, 'snip': a, 'synflow': b, 'params': 1} for k, (a, b) in ranks.items()]
+    np.testing.assert_allclose(ranking.scores(records, 'snip+synflow'), [2.5 / 4] * 4)
+    self.assertEqual(
+        [records[i]['arch'] for i in ranking.order(records, 'snip*synflow')], ['y', 'z', 'w', 'x']
+    )
 
   def test_order_breaks_ties_by_smaller_model(self):
     self.assertEqual(ranking.order(RECORDS, 'accuracy'), [1, 2, 0, 3])  # b, c tie: b smaller.
@@ -52,6 +68,22 @@ class RankingTableTest(absltest.TestCase):
     self.assertEqual(result['optimum'], 0.95)
     self.assertEqual(
         list(rows), ['accuracy', 'loss', 'naswot', 'naswot+loss', 'params', 'flops', 'random']
+    )
+    also = rankings.table(
+        RECORDS,
+        true,
+        rank_by='naswot+loss',
+        space_name='bender2018',
+        seed=0,
+        bootstrap=0,
+        also=('naswot*loss', 'naswot+loss', 'synflow*loss', 'naswot*loss'),
+    )
+    # Once each; not the rank_by row again, nor one whose scores no record has.
+    self.assertEqual([r['name'] for r in also['rows'] if r['kind'] == 'also'], ['naswot*loss'])
+    want = ranking.scores(RECORDS, 'naswot*loss')
+    self.assertAlmostEqual(
+        next(r for r in also['rows'] if r['kind'] == 'also')['kendall_tau_b'],
+        stats.kendalltau(want, true).statistic,
     )
     # params orders d, a, c, b: concordant pairs 5, discordant 1 -> tau = 4/6.
     self.assertAlmostEqual(rows['params']['kendall_tau_b'], 4 / 6)

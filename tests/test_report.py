@@ -237,6 +237,7 @@ class ReportTest(WorkdirTestCase):
       ({'accuracy_key': 'test accuracy'}, 'config.report.accuracy_key'),
       ({'accuracy_key': 'train_accuracy'}, 'config.report.accuracy_key.*eval_splits'),
       ({'dpi': 0}, 'config.report.dpi'),
+      ({'also_rank_by': ('naswot*acc',)}, r"config.report.also_rank_by=.*unknown score 'acc'"),
       ({'dpi': True}, 'config.report.dpi'),
       ({'ground_truth': 3}, 'config.report.ground_truth=3'),
       ({'ground_truth': ' '}, 'config.report.ground_truth'),

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats
 
 from osas.search import ranking
+from osas.search import results as results_lib
 
 KS = (10, 50, 100)  # Precision@k for each k below the number of candidates.
 TOP = 10
@@ -112,10 +113,12 @@ def table(
     space_name: str,
     seed: int,
     bootstrap: int,
+    also: Sequence[str] = (),
 ) -> dict[str, Any]:
-  """Rows for every score present in `records`, rank_by and the baselines.
+  """Rows for every score present in `records`, rank_by, the aggregates `also` and the baselines.
 
-  `true[i]` is the true accuracy of `records[i]`.
+  `true[i]` is the true accuracy of `records[i]`; `also` (config.report.also_rank_by)
+  holds rank_by strings compared beside the one selection used.
   """
   true = np.asarray(true, np.float64)
   if len(true) < MIN_POINTS:
@@ -137,6 +140,12 @@ def table(
       add(field, 'score', ranking.values(records, field))
   if len(ranking.parse(rank_by)) > 1:
     add(rank_by, 'rank_by', ranking.scores(records, rank_by))
+  present = {r['name'] for r in rows}
+  for other in dict.fromkeys(also):  # Once each, after the one selection used.
+    if other not in present and all(
+        any(results_lib.is_number(r.get(f)) for r in records) for f in ranking.parse(other)
+    ):
+      add(other, 'also', ranking.scores(records, other))
   for name, score in baselines(records, space_name, rng).items():
     add(name, 'baseline', score)
   params = next((r for r in rows if r['name'] == 'params'), None)

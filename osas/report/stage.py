@@ -16,6 +16,7 @@ from osas.report import loading
 from osas.report import markdown
 from osas.report import rankings
 from osas.report import tables
+from osas.search import ranking as search_ranking
 from osas.search import results as search_results
 from osas.search.results import is_number
 from osas.workdir import read_json
@@ -55,6 +56,13 @@ def check(config, mesh) -> None:
     )
   if section.bootstrap < 0:
     raise ValueError(f'config.report.bootstrap={section.bootstrap} must be >= 0 (0: no intervals)')
+  for rank_by in section.get('also_rank_by', ()):
+    try:
+      search_ranking.parse(rank_by)
+    except ValueError as e:
+      raise ValueError(
+          str(e).replace('config.search.rank_by', 'config.report.also_rank_by')
+      ) from None
   if not 50 <= section.dpi <= 600:
     raise ValueError(f'config.report.dpi={section.dpi} must be in [50, 600]')
   _check_ground_truth(section)
@@ -175,6 +183,7 @@ def run(config, workdir: str, mesh) -> None:
       space_name=config.space.name,
       seed=config.seed,
       bootstrap=section.bootstrap,
+      also=tuple(section.get('also_rank_by', ())),
   )
   truth, joined = None, None  # joined: None when off, else the points of the figure.
   if section.get('ground_truth') is not None:

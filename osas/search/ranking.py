@@ -1,11 +1,14 @@
-"""config.search.rank_by: the score candidates are ranked by, alone or as a mean of ranks.
+"""config.search.rank_by: the score candidates are ranked by, alone or as an aggregate of ranks.
 
 `rank_by` names one field of a candidate record ('accuracy', 'loss', 'kl', a zero-cost
-score, or the baselines 'params' and 'flops'), or several joined by '+', each with an
-optional weight after ':' ('naswot+synflow+flops', 'naswot:2+synflow:1'): then the score
-is the weighted mean of each field's rank among the candidates (AZ-NAS-style rank
-aggregation). Larger scores are better; fields where smaller is better (loss, kl) are
-turned around first, and a missing or non-finite value ranks last.
+score, or the baselines 'params' and 'flops'), or several, each with an optional weight
+after ':'. Joined by '+' ('naswot+synflow+flops', 'naswot:2+synflow:1') the score is the
+weighted mean of each field's rank among the candidates; joined by '*'
+('naswot*synflow*jacob_cov*flops') it is their weighted geometric mean, the sum of log
+ranks of AZ-NAS (Lee & Ham, "AZ-NAS: Assembling Zero-Cost Proxies for Network
+Architecture Search", CVPR 2024): a candidate must rank well by every field, since one
+poor rank pulls it far down. Larger scores are better; fields where smaller is better
+(loss, kl) are turned around first, and a missing or non-finite value ranks last.
 """
 
 from __future__ import annotations
@@ -32,10 +35,17 @@ DIRECTION = {
 _FIELD = 'config.search.rank_by'
 
 
+def _joiner(rank_by: str) -> str:
+  """'*' for a geometric mean of ranks, '+' otherwise; ValueError when both are used."""
+  if '*' in str(rank_by) and '+' in str(rank_by):
+    raise ValueError(f"{_FIELD}={rank_by!r}: join the scores with '+' or with '*', not both")
+  return '*' if '*' in str(rank_by) else '+'
+
+
 def parse(rank_by: str) -> dict[str, float]:
   """{field: weight} of a rank_by string; ValueError naming config.search.rank_by."""
   weights = {}
-  for part in str(rank_by).split('+'):
+  for part in str(rank_by).split(_joiner(rank_by)):
     name, sep, weight = part.strip().partition(':')
     if name not in DIRECTION:
       raise ValueError(
@@ -66,10 +76,14 @@ def scores(records: Sequence[dict[str, Any]], rank_by: str) -> np.ndarray:
   weights = parse(rank_by)
   if len(weights) == 1:
     return values(records, next(iter(weights)))
+  geometric = _joiner(rank_by) == '*'
   total = np.zeros(len(records))
   for field, weight in weights.items():
-    total += weight * stats.rankdata(values(records, field))  # Ties share their mean rank.
-  return total / (sum(weights.values()) * max(len(records), 1))
+    # Ranks as fractions in (0, 1], the best 1; ties share their mean rank.
+    rank = stats.rankdata(values(records, field)) / max(len(records), 1)
+    total += weight * (np.log(rank) if geometric else rank)
+  total /= sum(weights.values())
+  return np.exp(total) if geometric else total
 
 
 def order(records: Sequence[dict[str, Any]], rank_by: str) -> list[int]:
