@@ -66,6 +66,7 @@ def get_config(arg=None):
   config.supernet.bn_affine = True  # False: ghost BN keeps scale 1 and shift 0 (untrained).
   config.supernet.ema_decay = 0.0  # Search with a moving average of the weights; 0: off.
   config.supernet.checkpoint_every = 1000  # Steps between checkpoints (and at the end).
+  config.supernet.keep_checkpoints = 3  # The newest kept; more for a curve over steps.
   config.supernet.log_every = 100  # Steps between logged training metrics.
   config.supernet.eval_every = 1000  # Steps between probe evaluations (and at the end).
   config.supernet.num_probes = 4  # Random archs watched while training (plus all-on).
@@ -78,6 +79,9 @@ def get_config(arg=None):
   config.search.batch_size = 1024  # Validation images per call, in ghost batches.
   config.search.num_batches = 0  # Validation batches per candidate; 0: the whole split.
   config.search.kl_examples = 64  # Training images for the label-free KL score; 0: off.
+  config.search.checkpoint_step = 0  # One-shot weights: 0 the newest; N at or before N.
+  # Score one cell per isomorphism class and copy its scores to the class (nasbench201).
+  config.search.per_class = False
   # Zero-cost scores of each candidate on a freshly initialised supernet, from names in
   # osas.search.zero_cost.SCORES (synflow, naswot, jacob_cov, snip, grad_norm); (): none.
   config.search.zero_cost = ()
@@ -118,6 +122,7 @@ def get_config(arg=None):
   config.report.figures = True  # Write the PNG figures next to summary.md.
   config.report.accuracy_key = 'test_accuracy'  # result.json's stand-alone accuracy field.
   config.report.bootstrap = 1000  # Resamples for the rank correlations' 95% intervals.
+  config.report.also_rank_by = ()  # More rank_by aggregates to compare in the tables.
   config.report.dpi = 120  # Resolution of the figures (6 x 4.5 in).
   # A CSV of true accuracies per arch (e.g. NAS-Bench-201's) to judge the ranking; None: off.
   config.report.ground_truth = ml_collections.config_dict.placeholder(str)

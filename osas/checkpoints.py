@@ -129,8 +129,10 @@ class Checkpointer:
         step, args=ocp.args.StandardSave(state, custom_metadata=metadata), force=force
     )
 
-  def restore_latest(self, target: PyTree) -> tuple[PyTree, int] | None:
+  def restore_latest(self, target: PyTree, at_most: int | None = None) -> tuple[PyTree, int] | None:
     """(state, step) of the newest checkpoint that restores; None when there is none.
+
+    With `at_most`, only steps up to it count (an earlier state of a finished run).
 
     `target` gives the structure, shapes, dtypes and shardings: a pytree of arrays or of
     jax.ShapeDtypeStruct. A step that fails to restore (damaged or missing files, a
@@ -140,7 +142,9 @@ class Checkpointer:
     checkpoints. Raises RuntimeError when checkpoints exist but none restores.
     """
     self._manager.reload()  # Another run (or a killed one) may have written since.
-    steps = sorted(self._manager.all_steps(), reverse=True)
+    steps = sorted(
+        (s for s in self._manager.all_steps() if at_most is None or s <= at_most), reverse=True
+    )
     failed = []
     for step in steps:
       try:

@@ -140,6 +140,14 @@ class CheckpointerTest(parameterized.TestCase):
       self.assertTrue(c.save(5, _state(5), force=True))
     self.assertEqual(sorted(os.listdir(directory)), ['4', '5'])
 
+  def test_at_most_restores_an_earlier_step(self):
+    with checkpoints.Checkpointer(self._saved(steps=(2, 4, 6))) as checkpointer:
+      for at_most, want in ((6, 6), (5, 4), (4, 4), (3, 2)):
+        restored, step = checkpointer.restore_latest(_target(), at_most=at_most)
+        self.assertEqual(step, want)
+        _assert_state(self, restored, want)
+      self.assertIsNone(checkpointer.restore_latest(_target(), at_most=1))
+
   def test_no_checkpoint_gives_none(self):
     with checkpoints.Checkpointer(self.create_tempdir().full_path) as checkpointer:
       self.assertIsNone(checkpointer.restore_latest(_target()))

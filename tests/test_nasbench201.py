@@ -4,6 +4,7 @@ import collections
 import functools
 import math
 import os
+import shutil
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -298,6 +299,45 @@ class PipelineTest(absltest.TestCase):
     )
     summary = workdir_lib.read_json(workdir, 'report', 'summary.json')
     self.assertEqual(summary['counts']['candidates_scored'], 6)
+
+  def test_per_class_scores_each_distinct_cell_once(self):
+    # 27 cells of a 3-node space with ops none/skip/1x1, in fewer isomorphism classes.
+    small = dict(num_nodes=3, ops=['none', 'skip_connect', 'nor_conv_1x1'])
+    space = NasBench201Space(**small)
+    keys = {space.isomorphism_key(a) for a in space.enumerate()}
+    overrides = {
+        'space.nasbench201': small,
+        'search.strategy': 'all',
+        'search.num_candidates': 27,
+        'search.zero_cost': ('naswot',),
+    }
+    trained = self.create_tempdir().full_path
+    main.run(helpers.tiny('space=nasbench201', stages=('train_supernet',), **overrides), trained)
+    found = {}
+    for per_class in (True, False):
+      workdir = os.path.join(self.create_tempdir().full_path, 'w')
+      shutil.copytree(trained, workdir)
+      config = helpers.tiny(
+          'space=nasbench201', stages=('search',), **overrides, **{'search.per_class': per_class}
+      )
+      main.run(config, workdir)
+      found[per_class] = {
+          r['arch']: r for r in results.read(os.path.join(workdir, 'search', 'candidates.jsonl'))
+      }
+    by_class, by_cell = found[True], found[False]
+    self.assertLen(by_class, 27)
+    scored = [r for r in by_class.values() if results.SAME_AS not in r]
+    self.assertLen(scored, len(keys))
+    self.assertLess(len(keys), 27)
+    for record in by_class.values():
+      first = by_class[record.get(results.SAME_AS, record['arch'])]
+      key = space.isomorphism_key(space.parse(record['arch']))
+      self.assertEqual(space.isomorphism_key(space.parse(first['arch'])), key)
+      for field in ('accuracy', 'loss', 'naswot'):
+        self.assertEqual(record[field], first[field])
+    for record in scored:  # Scored alone, each class's first cell gets the same scores.
+      for field in ('accuracy', 'loss', 'naswot'):
+        self.assertAlmostEqual(record[field], by_cell[record['arch']][field], places=4)
 
 
 if __name__ == '__main__':

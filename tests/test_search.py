@@ -265,6 +265,7 @@ class SearchStageTest(parameterized.TestCase):
       ('search.num_candidates', 0, 'num_candidates=0'),
       ('search.chunk_size', -4, 'chunk_size=-4'),
       ('search.kl_examples', 5, 'kl_examples=5'),
+      ('search.checkpoint_step', -1, 'checkpoint_step=-1'),
   )
   def test_bad_search_config(self, field, value, message):
     with self.assertRaisesRegex(ValueError, message):

@@ -14,6 +14,8 @@ import jax
 FIELDS = ('arch', 'accuracy', 'loss', 'kl', 'params', 'flops')
 # Scores written when config.search.zero_cost asks for them (osas.search.zero_cost.SCORES).
 OPTIONAL = ('synflow', 'naswot', 'jacob_cov', 'snip', 'grad_norm')
+# With config.search.per_class: the cell whose scores an isomorphic cell shares.
+SAME_AS = 'same_as'
 
 
 def is_number(value: Any) -> bool:
@@ -48,6 +50,8 @@ def _problem(record: Any) -> str | None:
     value = record[key]
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
       return f'{key!r} must be a number or null, not {value!r}'
+  if SAME_AS in record and not isinstance(record[SAME_AS], str):
+    return f'{SAME_AS!r} must be an arch string, not {record[SAME_AS]!r}'
   for key in ('params', 'flops'):
     value = record[key]
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -108,7 +112,7 @@ def append(path: str, records: list[dict[str, Any]]) -> None:
     return
   file = epath.Path(path)
   file.parent.mkdir(parents=True, exist_ok=True)
-  keys = FIELDS + OPTIONAL
+  keys = FIELDS + OPTIONAL + (SAME_AS,)
   text = ''.join(json.dumps({k: r[k] for k in keys if k in r}) + '\n' for r in records)
   if not _is_local(path):
     file.write_text((file.read_text() if file.exists() else '') + text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from absl import logging
 import jax
@@ -33,6 +34,10 @@ from osas.search.evaluator import resolve_mode
 def check(config, mesh) -> None:
   """Raises ValueError naming the field when the stage's config cannot work."""
   section = config.search
+  if section.checkpoint_step < 0:
+    raise ValueError(
+        f'config.search.checkpoint_step={section.checkpoint_step} must be >= 0 (0: the newest)'
+    )
   if section.num_candidates <= 0:
     raise ValueError(f'config.search.num_candidates={section.num_candidates} must be positive')
   if section.chunk_size < 0 or section.chunk_size % mesh.devices.size:
@@ -90,14 +95,19 @@ def _supernet_params(config, workdir: str, mesh):
   parts = supernet.build(config, mesh)
   target = supernet.init_state(parts, config, mesh)
   checkpointer = checkpoints.Checkpointer(workdir_lib.path(workdir, 'supernet', 'checkpoints'))
+  at_most = config.search.checkpoint_step or None
   try:
-    restored = checkpointer.restore_latest(target)
+    restored = checkpointer.restore_latest(target, at_most)
   except Exception as e:  # pylint: disable=broad-except
     raise ValueError(f'search: no supernet checkpoint in {workdir} could be read ({e})') from None
   finally:
     checkpointer.close()
   if restored is None:
-    raise ValueError(f'search: {workdir}/supernet/checkpoints holds no checkpoint')
+    raise ValueError(
+        f'search: {workdir}/supernet/checkpoints holds no checkpoint'
+        + (f' at or before config.search.checkpoint_step={at_most}' if at_most else '')
+    )
+  logging.info('search: the one-shot weights of step %d', restored[1])
   return supernet.weights(restored[0]), parts['train'].num_classes, parts['train'].image_shape
 
 
@@ -203,10 +213,27 @@ def _fitting_evaluator(
   return evaluator
 
 
+def _classes(todo: list[Any], space, per_class: bool) -> list[list[Any]]:
+  """`todo` grouped by isomorphism class (per_class) or one cell per group, in order."""
+  if not per_class:
+    return [[arch] for arch in todo]
+  groups: dict[str, list[Any]] = {}
+  for arch in todo:
+    groups.setdefault(space.isomorphism_key(arch), []).append(arch)
+  return list(groups.values())
+
+
 def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, mesh) -> None:
-  """Scores `todo` chunk by chunk, appending each finished chunk to the candidates file."""
+  """Scores `todo` chunk by chunk, appending each finished chunk to the candidates file.
+
+  With config.search.per_class, one cell of each isomorphism class is scored and its
+  scores are written for every cell of the class (`same_as` names it).
+  """
   section = config.search
   started = time.time()
+  classes = _classes(todo, space, section.per_class)
+  if len(classes) < len(todo):
+    logging.info('search: %d cells in %d isomorphism classes', len(todo), len(classes))
   valid = data.get_split(
       config.data, 'valid', global_batch_size=section.batch_size, train=False, seed=config.seed
   )
@@ -228,37 +255,40 @@ def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, m
     kl_inputs = (images, reference)
   zero_cost_inputs = _zero_cost_inputs(config, space, spec, mesh)
   evaluator = _fitting_evaluator(
-      config, space, spec, mesh, params, batches[0], kl_inputs, zero_cost_inputs, len(todo)
+      config, space, spec, mesh, params, batches[0], kl_inputs, zero_cost_inputs, len(classes)
   )
   size = evaluator.chunk_size
-  chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+  chunks = [classes[i : i + size] for i in range(0, len(classes), size)]
   progress = metric_logs.Progress(
       len(chunks), examples_per_step=size, name='search', unit='candidates'
   )
   for n, chunk in enumerate(chunks, 1):
     scores = evaluator.score(
-        params, batches, space.encode_batch(chunk), kl_inputs, zero_cost_inputs
+        params, batches, space.encode_batch([c[0] for c in chunk]), kl_inputs, zero_cost_inputs
     )
     records = []
-    for i, arch in enumerate(chunk):
-      params_count, flops = cost(space, retrain_spec, arch, image_shape)
-      records.append(
-          {
-              'arch': arch.to_string(),
-              'kl': None,
-              'params': params_count,
-              'flops': flops,
-              **{k: float(v[i]) for k, v in scores.items()},
-          }
-      )
+    for i, members in enumerate(chunk):
+      for arch in members:
+        params_count, flops = cost(space, retrain_spec, arch, image_shape)
+        records.append(
+            {
+                'arch': arch.to_string(),
+                'kl': None,
+                'params': params_count,
+                'flops': flops,
+                **{k: float(v[i]) for k, v in scores.items()},
+                **({} if arch is members[0] else {results.SAME_AS: members[0].to_string()}),
+            }
+        )
     results.append(path, records)
     progress.update(n)
     if n < len(chunks):
       preemption.stop_if_requested(f'search: {n} of {len(chunks)} chunks scored and saved', n)
   logging.info(
-      'search: scored %d candidates in %.1f s (compiles included) with the %s '
+      'search: scored %d candidates (%d distinct) in %.1f s (compiles included) with the %s '
       'evaluator (%d compiles)',
       len(todo),
+      len(classes),
       time.time() - started,
       evaluator.mode,
       evaluator.compilations(),

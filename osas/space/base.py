@@ -38,6 +38,9 @@ class Space(Protocol):
   def canonical(self, arch: Any, strict: bool = True) -> Any:
     """`arch` validated, in canonical form."""
 
+  def isomorphism_key(self, arch: Any) -> str:
+    """The same string for cells that compute the same function (SpaceBase: the arch's)."""
+
   def encode(self, arch: Any) -> Any:
     """One cell's masks."""
 
@@ -116,6 +119,10 @@ class SpaceBase:
     for ok, message in checks:
       if not ok:
         raise ValueError(f'config.space.{self.name}: {message}')
+
+  def isomorphism_key(self, arch: Any) -> str:
+    """The same string for cells that compute the same function; here each cell its own."""
+    return arch.to_string()
 
   def encode_batch(self, archs: Sequence[Any]) -> Any:
     """Stacks the masks of several archs along a new leading axis."""
