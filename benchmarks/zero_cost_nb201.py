@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/zero_cost_nb201.py --npz_dir=DIR --csv=nb201_cifar10.csv \
       [--cells=1000 --seed=0 --batch=64 --filters=16 --cells_per_stack=1]
 
+With --from_records, ranks the cells of an earlier run's --records file instead.
 Draws --cells distinct cells (0: all 15,625), scores them with the search stage's
 evaluator on a freshly initialised supernet (seeded by --seed) from one batch of the
 npz's training images, and prints the report's ranking table: every zero-cost score,
@@ -31,7 +32,15 @@ from osas.search import zero_cost
 from osas.search.evaluator import Evaluator
 from osas.space import get_space
 
-AGGREGATES = ('naswot+synflow', 'naswot+synflow+flops', 'naswot+synflow+jacob_cov+snip+flops')
+# The first is the table's rank_by, the others compared beside it (config.report.also_rank_by).
+AGGREGATES = (
+    'synflow*jacob_cov*flops',
+    'naswot*synflow*jacob_cov*flops',
+    'naswot*synflow*jacob_cov*snip*flops',
+    'synflow+jacob_cov+flops',
+    'naswot+synflow+flops',
+    'naswot+synflow+jacob_cov+snip+flops',
+)
 
 
 def main():
@@ -47,8 +56,22 @@ def main():
   parser.add_argument('--mode', default='skip')
   parser.add_argument('--bootstrap', type=int, default=1000)
   parser.add_argument('--out', default=None, help='Also write the table as JSON here.')
+  parser.add_argument(
+      '--records', default=None, help="Also write every cell's scores here (JSON lines)."
+  )
+  parser.add_argument(
+      '--from_records',
+      default=None,
+      help='Rank the cells of a --records file again, scoring nothing.',
+  )
   args = parser.parse_args()
 
+  table = ground_truth.load_table(args.csv, 'arch', 'test_acc_200ep')
+  if args.from_records:
+    with open(args.from_records) as f:
+      records = [json.loads(line) for line in f]
+    report(records, [table.accuracy[r['arch']] for r in records], None, args)
+    return
   space = get_space('nasbench201')
   spec = ModelSpec(
       num_classes=10, filters=args.filters, num_stacks=3, cells_per_stack=args.cells_per_stack
@@ -110,40 +133,38 @@ def main():
           }
       )
   seconds = time.perf_counter() - started
-  table = ground_truth.load_table(args.csv, 'arch', 'test_acc_200ep')
-  true = [table.accuracy[r['arch']] for r in records]
+  report(records, [table.accuracy[r['arch']] for r in records], seconds, args)
+
+
+def report(records, true, seconds, args) -> None:
+  """Prints (and writes, as asked) the ranking table of scored cells."""
   result = {
       'cells': len(records),
       'seed': args.seed,
       'batch': args.batch,
-      'seconds': round(seconds, 1),
-      'rows': [],
+      'seconds': seconds and round(seconds, 1),
+      **rankings.table(
+          records,
+          true,
+          rank_by=AGGREGATES[0],
+          space_name='nasbench201',
+          seed=args.seed,
+          bootstrap=args.bootstrap,
+          also=AGGREGATES[1:],
+      ),
   }
-  for rank_by in AGGREGATES:  # Each aggregate adds one row; scores and baselines once.
-    part = rankings.table(
-        records,
-        true,
-        rank_by=rank_by,
-        space_name='nasbench201',
-        seed=args.seed,
-        bootstrap=args.bootstrap,
+  if seconds:
+    print(
+        f'{len(records)} cells in {seconds:.0f} s ({1000 * seconds / len(records):.0f} ms '
+        f'per cell, compile included), zero-cost batch {args.batch}, seed {args.seed}'
     )
-    names = {r['name'] for r in result['rows']}
-    result['rows'] += [r for r in part['rows'] if r['name'] not in names]
-    result.update(
-        n=part['n'],
-        optimum=part['optimum'],
-        rank_by=', '.join(AGGREGATES),
-        bootstrap=args.bootstrap,
-    )
-  print(
-      f'{len(records)} cells in {seconds:.0f} s ({1000 * seconds / len(records):.0f} ms '
-      f'per cell, compile included), zero-cost batch {args.batch}, seed {args.seed}'
-  )
   print('\n'.join(rankings.render(result, 'true `test_acc_200ep`')))
   if args.out:
     with open(args.out, 'w') as f:
       json.dump(result, f, indent=2)
+  if args.records:
+    with open(args.records, 'w') as f:
+      f.writelines(json.dumps({**r, 'true': t}) + '\n' for r, t in zip(records, true))
 
 
 if __name__ == '__main__':
