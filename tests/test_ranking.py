@@ -78,6 +78,18 @@ class RankingTableTest(absltest.TestCase):
         bootstrap=0,
         also=('naswot*loss', 'naswot+loss', 'synflow*loss', 'naswot*loss'),
     )
+    # Top-2 by naswot+loss (mean ranks a 3.5, b 3, d 2, c 1.5): {a, b}; by loss {b, a},
+    # params {d, a}, accuracy {b, c} (b and c tie: the smaller b first).
+    shared = rankings.table(
+        RECORDS, true, rank_by='naswot+loss', space_name='bender2018', seed=0, bootstrap=0, top_k=2
+    )
+    self.assertEqual(shared['top_k'], 2)
+    got = {r['name']: r['top_shared'] for r in shared['rows']}
+    self.assertEqual(
+        {k: got[k] for k in ('naswot+loss', 'loss', 'params', 'accuracy')},
+        {'naswot+loss': 1.0, 'loss': 1.0, 'params': 0.5, 'accuracy': 0.5},
+    )
+    self.assertIn('top-2 shared with rank_by', '\n'.join(rankings.render(shared, 'true')))
     # Once each; not the rank_by row again, nor one whose scores no record has.
     self.assertEqual([r['name'] for r in also['rows'] if r['kind'] == 'also'], ['naswot*loss'])
     want = ranking.scores(RECORDS, 'naswot*loss')

@@ -114,17 +114,20 @@ def table(
     seed: int,
     bootstrap: int,
     also: Sequence[str] = (),
+    top_k: int = 0,
 ) -> dict[str, Any]:
   """Rows for every score present in `records`, rank_by, the aggregates `also` and the baselines.
 
   `true[i]` is the true accuracy of `records[i]`; `also` (config.report.also_rank_by)
-  holds rank_by strings compared beside the one selection used.
+  holds rank_by strings compared beside the one selection used. With `top_k`
+  (config.select.top_n), each row also gives the share of its top-k that rank_by's top-k
+  holds: how much the One-Shot Top pool would change if selection ranked by that row.
   """
   true = np.asarray(true, np.float64)
   if len(true) < MIN_POINTS:
     return {'n': len(true), 'rows': [], 'optimum': _nan_to_none(true.max()) if len(true) else None}
   rng = np.random.default_rng(seed)
-  rows = []
+  rows, orders = [], {}
 
   def add(name, kind, score):
     keyed = [{'arch': r['arch'], 'params': r.get('params')} for r in records]
@@ -132,6 +135,7 @@ def table(
         range(len(records)), key=lambda i: (-score[i], keyed[i]['params'] or 0, keyed[i]['arch'])
     )
     rows.append(row(name, kind, score, true, order, rng, bootstrap))
+    orders[name] = order
 
   for field in ranking.DIRECTION:
     if field not in ('params', 'flops') and any(
@@ -148,6 +152,11 @@ def table(
       add(other, 'also', ranking.scores(records, other))
   for name, score in baselines(records, space_name, rng).items():
     add(name, 'baseline', score)
+  k = min(top_k, len(true))
+  if k and rank_by in orders:
+    pool = set(orders[rank_by][:k])
+    for r in rows:
+      r['top_shared'] = len(pool.intersection(orders[r['name']][:k])) / k
   params = next((r for r in rows if r['name'] == 'params'), None)
   for r in rows:
     if params and r['kendall_tau_b'] is not None and params['kendall_tau_b'] is not None:
@@ -159,6 +168,7 @@ def table(
   return {
       'n': len(true),
       'rank_by': rank_by,
+      'top_k': k if k and rank_by in orders else None,
       'bootstrap': bootstrap,
       'optimum': float(true.max()),
       'rows': rows,
@@ -173,6 +183,8 @@ def render(result: dict[str, Any], what: str) -> list[str]:
   num = lambda v: '–' if v is None else f'{v:.3f}'
   ci = lambda c: '' if not c or None in c else f' [{c[0]:.3f}, {c[1]:.3f}]'
   k = '50' if any('50' in r['precision_at_k'] for r in result['rows']) else '10'
+  top_k = result.get('top_k')
+  shared = f' top-{top_k} shared with rank_by |' if top_k else ''
   lines = [
       f"{result['n']} candidates ranked against {what} (best {pct(result['optimum'])}%); "
       f"tau-b and rho with 95% bootstrap intervals ({result['bootstrap']} resamples); "
@@ -180,8 +192,8 @@ def render(result: dict[str, Any], what: str) -> list[str]:
       f"config.search.rank_by = `{result['rank_by']}`.",
       '',
       f'| ranking | kind | Kendall tau-b | Spearman rho | tau, true top 10% | '
-      f'precision@{k} | top-1 % | top-10 mean % | beats params |',
-      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      f'precision@{k} | top-1 % | top-10 mean % | beats params |{shared}',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |' + (' --- |' if top_k else ''),
   ]
   for r in result['rows']:
     beats = {True: 'yes', False: 'no'}.get(r.get('beats_params'), '–')
@@ -190,5 +202,6 @@ def render(result: dict[str, Any], what: str) -> list[str]:
         f"{num(r['spearman'])}{ci(r['rho_ci95'])} | {num(r['tau_top10pct'])} | "
         f"{num(r['precision_at_k'].get(k))} | {pct(r['top1'])} | "
         f"{pct(r['top10_mean'])} | {beats if r['name'] != 'params' else '–'} |"
+        + (f" {r['top_shared']:.2f} |" if top_k else '')
     )
   return lines

@@ -184,6 +184,7 @@ def run(config, workdir: str, mesh) -> None:
       seed=config.seed,
       bootstrap=section.bootstrap,
       also=tuple(section.get('also_rank_by', ())),
+      top_k=config.get('select', {}).get('top_n', 0),
   )
   truth, joined = None, None  # joined: None when off, else the points of the figure.
   if section.get('ground_truth') is not None:
