@@ -50,6 +50,12 @@ def main():
   parser.add_argument('--cells', type=int, default=1000)
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--batch', type=int, default=64)
+  parser.add_argument(
+      '--init_seed',
+      type=int,
+      default=None,
+      help='Initialisation and image batch (default: --seed).',
+  )
   parser.add_argument('--filters', type=int, default=16)
   parser.add_argument('--cells_per_stack', type=int, default=1)
   parser.add_argument('--chunk', type=int, default=16)
@@ -73,6 +79,7 @@ def main():
     report(records, [table.accuracy[r['arch']] for r in records], None, args)
     return
   space = get_space('nasbench201')
+  init_seed = args.seed if args.init_seed is None else args.init_seed
   spec = ModelSpec(
       num_classes=10, filters=args.filters, num_stacks=3, cells_per_stack=args.cells_per_stack
   )
@@ -91,7 +98,7 @@ def main():
       )
   )
   train = data.get_split(
-      section, 'train', global_batch_size=args.batch, train=False, seed=args.seed
+      section, 'train', global_batch_size=args.batch, train=False, seed=init_seed
   )
   batch = train.batch(0)
   mesh = parallel.make_mesh()
@@ -99,7 +106,7 @@ def main():
   labels = parallel.global_batch(batch['label'], mesh)
   params = init_variables(
       Supernet(space, spec),
-      jax.random.key(args.seed + 5),
+      jax.random.key(init_seed + 5),
       np.zeros((1, 32, 32, 3), np.float32),
       jax.tree.map(lambda x: x[None], space.all_on()),
   )['params']
