@@ -3,12 +3,12 @@
     PYTHONPATH=. python benchmarks/zero_cost_nb201.py --npz_dir=DIR --csv=nb201_cifar10.csv \
       [--cells=1000 --seed=0 --batch=64 --filters=16 --cells_per_stack=1]
 
-With --from_records, ranks the cells of an earlier run's --records file instead.
 Draws --cells distinct cells (0: all 15,625), scores them with the search stage's
-evaluator on a freshly initialised supernet (seeded by --seed) from one batch of the
-npz's training images, and prints the report's ranking table: every zero-cost score,
-mean-rank aggregates and the baselines (parameters, FLOPs, 3x3-conv count, random)
-against `test_acc_200ep`, with bootstrap intervals; also the time per candidate.
+evaluator on a freshly initialised supernet (seeded by --init_seed, default --seed) from
+one batch of the npz's training images, and prints the report's ranking table: every
+zero-cost score, the AGGREGATES below and the baselines (parameters, FLOPs, 3x3-conv
+count, random) against `test_acc_200ep`, with bootstrap intervals; also the time per
+candidate. --records keeps every cell's scores; --from_records ranks such a file again.
 """
 
 import argparse

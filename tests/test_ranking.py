@@ -69,34 +69,6 @@ class RankingTableTest(absltest.TestCase):
     self.assertEqual(
         list(rows), ['accuracy', 'loss', 'naswot', 'naswot+loss', 'params', 'flops', 'random']
     )
-    also = rankings.table(
-        RECORDS,
-        true,
-        rank_by='naswot+loss',
-        space_name='bender2018',
-        seed=0,
-        bootstrap=0,
-        also=('naswot*loss', 'naswot+loss', 'synflow*loss', 'naswot*loss'),
-    )
-    # Top-2 by naswot+loss (mean ranks a 3.5, b 3, d 2, c 1.5): {a, b}; by loss {b, a},
-    # params {d, a}, accuracy {b, c} (b and c tie: the smaller b first).
-    shared = rankings.table(
-        RECORDS, true, rank_by='naswot+loss', space_name='bender2018', seed=0, bootstrap=0, top_k=2
-    )
-    self.assertEqual(shared['top_k'], 2)
-    got = {r['name']: r['top_shared'] for r in shared['rows']}
-    self.assertEqual(
-        {k: got[k] for k in ('naswot+loss', 'loss', 'params', 'accuracy')},
-        {'naswot+loss': 1.0, 'loss': 1.0, 'params': 0.5, 'accuracy': 0.5},
-    )
-    self.assertIn('top-2 shared with rank_by', '\n'.join(rankings.render(shared, 'true')))
-    # Once each; not the rank_by row again, nor one whose scores no record has.
-    self.assertEqual([r['name'] for r in also['rows'] if r['kind'] == 'also'], ['naswot*loss'])
-    want = ranking.scores(RECORDS, 'naswot*loss')
-    self.assertAlmostEqual(
-        next(r for r in also['rows'] if r['kind'] == 'also')['kendall_tau_b'],
-        stats.kendalltau(want, true).statistic,
-    )
     # params orders d, a, c, b: concordant pairs 5, discordant 1 -> tau = 4/6.
     self.assertAlmostEqual(rows['params']['kendall_tau_b'], 4 / 6)
     self.assertAlmostEqual(rows['params']['spearman'], 0.8)
@@ -111,6 +83,40 @@ class RankingTableTest(absltest.TestCase):
     low, high = rows['loss']['tau_ci95']
     self.assertLessEqual(low, high)
     self.assertEqual(rows['random']['kind'], 'baseline')
+
+  def test_also_rank_by_rows(self):
+    true = [0.90, 0.70, 0.60, 0.95]
+    also = rankings.table(
+        RECORDS,
+        true,
+        rank_by='naswot+loss',
+        space_name='bender2018',
+        seed=0,
+        bootstrap=0,
+        also=('naswot*loss', 'naswot+loss', 'synflow*loss', 'naswot*loss'),
+    )
+    # Once each; not the rank_by row again, nor one whose scores no record has.
+    self.assertEqual([r['name'] for r in also['rows'] if r['kind'] == 'also'], ['naswot*loss'])
+    want = ranking.scores(RECORDS, 'naswot*loss')
+    self.assertAlmostEqual(
+        next(r for r in also['rows'] if r['kind'] == 'also')['kendall_tau_b'],
+        stats.kendalltau(want, true).statistic,
+    )
+
+  def test_top_shared_with_rank_by(self):
+    true = [0.90, 0.70, 0.60, 0.95]
+    # Top-2 by naswot+loss (mean ranks a 3.5, b 3, d 2, c 1.5): {a, b}; by loss {b, a},
+    # params {d, a}, accuracy {b, c} (b and c tie: the smaller b first).
+    shared = rankings.table(
+        RECORDS, true, rank_by='naswot+loss', space_name='bender2018', seed=0, bootstrap=0, top_k=2
+    )
+    self.assertEqual(shared['top_k'], 2)
+    got = {r['name']: r['top_shared'] for r in shared['rows']}
+    self.assertEqual(
+        {k: got[k] for k in ('naswot+loss', 'loss', 'params', 'accuracy')},
+        {'naswot+loss': 1.0, 'loss': 1.0, 'params': 0.5, 'accuracy': 0.5},
+    )
+    self.assertIn('top-2 shared with rank_by', '\n'.join(rankings.render(shared, 'true')))
 
   def test_precision_at_k_counts_ties_as_top(self):
     self.assertEqual(rankings.precision_at_k([0.9, 0.5, 0.9, 0.1], ks=(2,)), {'2': 0.5})

@@ -137,18 +137,14 @@ def table(
     rows.append(row(name, kind, score, true, order, rng, bootstrap))
     orders[name] = order
 
+  has = lambda field: any(results_lib.is_number(r.get(field)) for r in records)
   for field in ranking.DIRECTION:
-    if field not in ('params', 'flops') and any(
-        np.isfinite(r.get(field)) for r in records if isinstance(r.get(field), (int, float))
-    ):
+    if field not in ('params', 'flops') and has(field):
       add(field, 'score', ranking.values(records, field))
   if len(ranking.parse(rank_by)) > 1:
     add(rank_by, 'rank_by', ranking.scores(records, rank_by))
-  present = {r['name'] for r in rows}
   for other in dict.fromkeys(also):  # Once each, after the one selection used.
-    if other not in present and all(
-        any(results_lib.is_number(r.get(f)) for r in records) for f in ranking.parse(other)
-    ):
+    if other not in orders and all(map(has, ranking.parse(other))):
       add(other, 'also', ranking.scores(records, other))
   for name, score in baselines(records, space_name, rng).items():
     add(name, 'baseline', score)

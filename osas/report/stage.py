@@ -57,12 +57,7 @@ def check(config, mesh) -> None:
   if section.bootstrap < 0:
     raise ValueError(f'config.report.bootstrap={section.bootstrap} must be >= 0 (0: no intervals)')
   for rank_by in section.get('also_rank_by', ()):
-    try:
-      search_ranking.parse(rank_by)
-    except ValueError as e:
-      raise ValueError(
-          str(e).replace('config.search.rank_by', 'config.report.also_rank_by')
-      ) from None
+    search_ranking.parse(rank_by, 'config.report.also_rank_by')
   if not 50 <= section.dpi <= 600:
     raise ValueError(f'config.report.dpi={section.dpi} must be in [50, 600]')
   _check_ground_truth(section)

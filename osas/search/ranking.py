@@ -35,21 +35,21 @@ DIRECTION = {
 _FIELD = 'config.search.rank_by'
 
 
-def _joiner(rank_by: str) -> str:
+def _joiner(rank_by: str, field: str = _FIELD) -> str:
   """'*' for a geometric mean of ranks, '+' otherwise; ValueError when both are used."""
   if '*' in str(rank_by) and '+' in str(rank_by):
-    raise ValueError(f"{_FIELD}={rank_by!r}: join the scores with '+' or with '*', not both")
+    raise ValueError(f"{field}={rank_by!r}: join the scores with '+' or with '*', not both")
   return '*' if '*' in str(rank_by) else '+'
 
 
-def parse(rank_by: str) -> dict[str, float]:
-  """{field: weight} of a rank_by string; ValueError naming config.search.rank_by."""
+def parse(rank_by: str, field: str = _FIELD) -> dict[str, float]:
+  """{score: weight} of a rank_by string; ValueError naming `field` (the config field)."""
   weights = {}
-  for part in str(rank_by).split(_joiner(rank_by)):
+  for part in str(rank_by).split(_joiner(rank_by, field)):
     name, sep, weight = part.strip().partition(':')
     if name not in DIRECTION:
       raise ValueError(
-          f'{_FIELD}={rank_by!r}: unknown score {name!r}; known: ' f"{', '.join(DIRECTION)}"
+          f'{field}={rank_by!r}: unknown score {name!r}; known: ' f"{', '.join(DIRECTION)}"
       )
     try:
       value = float(weight) if sep else 1.0
@@ -57,8 +57,7 @@ def parse(rank_by: str) -> dict[str, float]:
       value = math.nan
     if not value > 0 or not math.isfinite(value) or name in weights:
       raise ValueError(
-          f'{_FIELD}={rank_by!r}: {part.strip()!r} must name a score once, '
-          'with a positive weight'
+          f'{field}={rank_by!r}: {part.strip()!r} must name a score once, ' 'with a positive weight'
       )
     weights[name] = value
   return weights
