@@ -99,6 +99,8 @@ def get_config(arg=None):
   config.select.include_all_on = True  # All-On: every input and op (outside the space).
   config.select.buckets = 5  # Equal-width one-shot accuracy ranges for the correlation ...
   config.select.per_bucket = 4  # ... with this many random archs each (the paper: 4).
+  # More One-Shot Top groups ('top_by:RANK_BY'), each picked as above by another rank_by.
+  config.select.top_by = ()
 
   config.retrain = ml_collections.ConfigDict()
   config.retrain.archs = ()  # Arch strings to retrain besides the search's selection.

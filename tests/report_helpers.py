@@ -68,8 +68,9 @@ class WorkdirTestCase(parameterized.TestCase):
         )
     return root
 
-  def run_report(self, root, **fields):
-    stage.run(config(**fields), root, mesh=None)
+  def run_report(self, root, cfg=None, **fields):
+    """The report on `root` with `cfg`, else configs/default.py with config.report's `fields`."""
+    stage.run(cfg or config(**fields), root, mesh=None)
     with open(os.path.join(root, 'report', 'summary.json')) as f:
       summary = json.load(f)
     with open(os.path.join(root, 'report', 'summary.md')) as f:

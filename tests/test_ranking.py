@@ -118,6 +118,26 @@ class RankingTableTest(absltest.TestCase):
     )
     self.assertIn('top-2 shared with rank_by', '\n'.join(rankings.render(shared, 'true')))
 
+  def test_top_pools_over_all_candidates(self):
+    # Top-2: by accuracy {b, c} (a tie, both 0.7), by loss {b, a}, naswot {a, d},
+    # params {d, a}, flops {d, a}, naswot*loss (geometric ranks a 12, b 8, d 3, c 2) {a, b}.
+    pools = rankings.top_pools(RECORDS, 'accuracy', ('naswot*loss', 'synflow', 'loss'), 2)
+    self.assertEqual((pools['k'], pools['n']), (2, 4))
+    self.assertEqual(
+        pools['shared'],
+        {
+            'accuracy': 1.0,
+            'loss': 0.5,
+            'naswot': 0.0,
+            'params': 0.0,
+            'flops': 0.0,
+            'naswot*loss': 0.5,
+        },
+    )  # synflow: no record has it, so no row.
+    self.assertEqual(ranking.top_overlap(RECORDS, 'loss', 'naswot*loss', 9), 1.0)  # k <= n.
+    self.assertIsNone(ranking.top_overlap([], 'loss', 'naswot', 2))
+    self.assertIn('| naswot*loss | 0.50 |', rankings.render_pools(pools))
+
   def test_precision_at_k_counts_ties_as_top(self):
     self.assertEqual(rankings.precision_at_k([0.9, 0.5, 0.9, 0.1], ks=(2,)), {'2': 0.5})
     self.assertEqual(rankings.precision_at_k([0.5, 0.5, 0.9], ks=(2,)), {'2': 1.0})

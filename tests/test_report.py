@@ -135,6 +135,26 @@ class ReportTest(WorkdirTestCase):
     self.assertIn('Best retrained by stand-alone test_accuracy: `x`', md)
     self.assertFalse([f for f in os.listdir(os.path.join(root, 'report')) if '.tmp' in f])
 
+  def test_top_by_groups_and_pools(self):
+    root = self.workdir(groups={**GROUPS, 'top_by:params': ['e']})
+    cfg = config()
+    cfg.select.top_n, cfg.select.top_by = 2, ('params',)
+    summary, md = self.run_report(root, cfg)
+    self.assertIn('| Top by params | 1 / 1 | 5.0K | 88.00 | 40.00 |', md)
+    # Top-2 by accuracy (rank_by): {a, b}; loss and KL agree; params and flops pick {e, d}.
+    self.assertEqual(
+        summary['top_pools'],
+        {
+            'rank_by': 'accuracy',
+            'k': 2,
+            'n': 5,
+            'shared': {'accuracy': 1.0, 'loss': 1.0, 'kl': 1.0, 'params': 0.0, 'flops': 0.0},
+        },
+    )
+    self.assertIn('| kl | 1.00 |', md)
+    # Among a few retrained archs a top-k share says nothing of the pool: no column.
+    self.assertIsNone(summary['rankings']['top_k'])
+
   def test_nothing_retrained(self):
     root = self.workdir(results=None)
     summary, md = self.run_report(root, figures=False)
@@ -249,6 +269,13 @@ class ReportTest(WorkdirTestCase):
     with bad.unlocked():
       bad.report = ml_collections.ConfigDict({**bad.report.to_dict(), **fields})
     with self.assertRaisesRegex(ValueError, message):
+      stage.check(bad, mesh=None)
+
+  def test_check_rejects_top_by(self):
+    bad = config()
+    with bad.unlocked():
+      bad.select = ml_collections.ConfigDict({'top_n': 5, 'top_by': ('naswot', 'acc')})
+    with self.assertRaisesRegex(ValueError, r"config.select.top_by='acc'.*unknown score 'acc'"):
       stage.check(bad, mesh=None)
 
   def test_check_needs_the_section(self):

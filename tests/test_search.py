@@ -25,6 +25,7 @@ from osas.models.initialize import init_variables
 from osas.search import memory
 from osas.search import results
 from osas.search import selection
+from osas.search import stage as search_stage
 from osas.search import strategies
 from osas.search.evaluator import Evaluator
 from osas.search.evaluator import symmetrized_kl
@@ -154,22 +155,27 @@ class StrategyAndResultsTest(parameterized.TestCase):
       results.read(path, repair=True)
 
 
+def _section(top_n, top_sample, small_percentile, small_n, random_n, all_on, buckets, per_bucket):
+  """config.select with these fields."""
+  return ml_collections.ConfigDict(
+      dict(
+          top_n=top_n,
+          top_sample=top_sample,
+          small_percentile=small_percentile,
+          small_n=small_n,
+          random_n=random_n,
+          include_all_on=all_on,
+          buckets=buckets,
+          per_bucket=per_bucket,
+      )
+  )
+
+
 class SelectionTest(absltest.TestCase):
 
   def test_groups_by_hand(self):
     records = [dict(arch=f'a{i}', accuracy=i / 100, params=1000 - i) for i in range(100)]
-    section = ml_collections.ConfigDict(
-        dict(
-            top_n=20,
-            top_sample=4,
-            small_percentile=90,
-            small_n=2,
-            random_n=5,
-            include_all_on=True,
-            buckets=4,
-            per_bucket=2,
-        )
-    )
+    section = _section(20, 4, 90, 2, 5, True, 4, 2)
     groups = selection.select(records, section, 0, 'ALL')
     top = [int(a[1:]) for a in groups['one_shot_top']]
     self.assertLen(top, 4)  # One from each stratum of five ranks among the best 20.
@@ -190,24 +196,43 @@ class SelectionTest(absltest.TestCase):
         for i in range(100)
     ]
     records[0]['naswot'] = None
-    section = ml_collections.ConfigDict(
-        dict(
-            top_n=10,
-            top_sample=10,
-            small_percentile=95,
-            small_n=10,
-            random_n=0,
-            include_all_on=False,
-            buckets=0,
-            per_bucket=0,
-        )
-    )
+    section = _section(10, 10, 95, 10, 0, False, 0, 0)
     by_loss = selection.select(records, section, 0, None, 'loss')
     self.assertCountEqual(by_loss['one_shot_top'], [f'a{i}' for i in range(10)])
     self.assertCountEqual(by_loss['one_shot_small'], [f'a{i}' for i in range(5)])
     by_mean = selection.select(records, section, 0, None, 'naswot+accuracy')
     self.assertCountEqual(by_mean['one_shot_top'], [f'a{i}' for i in range(90, 100)])
     self.assertNotIn('a0', by_mean['one_shot_small'])
+
+  def test_top_by_adds_a_group_and_changes_no_other(self):
+    # naswot runs against accuracy: its top 10 are the 10 lowest accuracies.
+    records = [
+        dict(arch=f'a{i}', accuracy=i / 100, naswot=float(-i), params=1000 - i) for i in range(100)
+    ]
+    section = _section(10, 3, 90, 2, 4, False, 3, 2)
+    plain = selection.select(records, section, 0, None)
+    section.top_by = ('naswot', 'accuracy')
+    both = selection.select(records, section, 0, None)
+    self.assertEqual({k: v for k, v in both.items() if not k.startswith('top_by:')}, plain)
+    self.assertEqual(list(both)[-2:], ['top_by:naswot', 'top_by:accuracy'])
+    self.assertLen(both['top_by:naswot'], 3)
+    self.assertContainsSubset(both['top_by:naswot'], [f'a{i}' for i in range(10)])
+    self.assertContainsSubset(both['top_by:accuracy'], [f'a{i}' for i in range(90, 100)])
+
+
+class SearchCheckTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('rank_by', 'synflow*flops', "config.search.rank_by='synflow\\*flops' needs 'synflow'"),
+      ('top_by', ('loss', 'kl'), "config.select.top_by='kl' needs the KL score"),
+      ('top_by', ('los',), "config.select.top_by='los': unknown score 'los'"),
+  )
+  def test_rankings_need_their_scores(self, field, value, message):
+    config = helpers.tiny()
+    config.search.kl_examples = 0
+    (config.search if field == 'rank_by' else config.select)[field] = value
+    with self.assertRaisesRegex(ValueError, message):
+      search_stage.check(config, parallel.make_mesh(1))
 
 
 class SearchStageTest(parameterized.TestCase):

@@ -139,6 +139,11 @@ def render(summary: dict[str, Any]) -> str:
           if summary.get('rankings', {}).get('rows')
           else []
       ),
+      'One-Shot Top pool by score': (
+          ['\n'.join(rankings.render_pools(summary['top_pools']))]
+          if summary.get('top_pools', {}).get('k')
+          else []
+      ),
       'Best architectures': ['\n'.join(_best(summary))],
   }
   figures = summary['figures']

@@ -171,6 +171,37 @@ def table(
   }
 
 
+def top_pools(
+    records: Sequence[dict[str, Any]], rank_by: str, others: Sequence[str], k: int
+) -> dict[str, Any]:
+  """For every score in `records` and each of `others`: how much of its top-k rank_by's holds.
+
+  Over all scored candidates, the pool One-Shot Top is drawn from.
+  """
+  has = lambda field: any(results_lib.is_number(r.get(field)) for r in records)
+  names = [*(f for f in ranking.DIRECTION if has(f)), rank_by, *others]
+  names = [n for n in dict.fromkeys(names) if all(map(has, ranking.parse(n)))]
+  return {
+      'rank_by': rank_by,
+      'k': min(k, len(records)),
+      'n': len(records),
+      'shared': {n: ranking.top_overlap(records, rank_by, n, k) for n in names},
+  }
+
+
+def render_pools(pools: dict[str, Any]) -> list[str]:
+  """Markdown lines: `top_pools`'s shares as a table."""
+  return [
+      f"The top {pools['k']} of the {pools['n']} scored candidates by each ranking: the share "
+      f"that the top {pools['k']} by config.search.rank_by (`{pools['rank_by']}`) also holds "
+      '(1.00: selecting by that ranking would draw One-Shot Top from the same pool).',
+      '',
+      '| ranking | share of the top pool |',
+      '| --- | ---: |',
+      *(f'| {name} | {share:.2f} |' for name, share in pools['shared'].items()),
+  ]
+
+
 def render(result: dict[str, Any], what: str) -> list[str]:
   """Markdown lines: the table of `table`'s result; `what` names the true accuracy."""
   if not result['rows']:

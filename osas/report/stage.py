@@ -58,6 +58,8 @@ def check(config, mesh) -> None:
     raise ValueError(f'config.report.bootstrap={section.bootstrap} must be >= 0 (0: no intervals)')
   for rank_by in section.get('also_rank_by', ()):
     search_ranking.parse(rank_by, 'config.report.also_rank_by')
+  for rank_by in config.get('select', {}).get('top_by', ()):
+    search_ranking.parse(rank_by, 'config.select.top_by')
   if not 50 <= section.dpi <= 600:
     raise ValueError(f'config.report.dpi={section.dpi} must be in [50, 600]')
   _check_ground_truth(section)
@@ -197,8 +199,16 @@ def run(config, workdir: str, mesh) -> None:
       for r in results
       if r['arch'] in by_arch and is_number(r.get(section.accuracy_key))
   ]
+  # No top-k column: a few retrained archs say nothing of the pool One-Shot Top is drawn
+  # from; top_pools measures that over every scored candidate.
   summary['rankings'] = rankings.table(
-      [c for c, _ in retrained], [a for _, a in retrained], **options
+      [c for c, _ in retrained], [a for _, a in retrained], **{**options, 'top_k': 0}
+  )
+  summary['top_pools'] = rankings.top_pools(
+      candidates,
+      options['rank_by'],
+      [*options['also'], *config.get('select', {}).get('top_by', ())],
+      options['top_k'],
   )
   out = root / 'report'
   out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import numpy as np
 from scipy import stats
 
 from osas.search.results import is_number
+from osas.search.selection import TOP_BY
 
 # The paper's groups first, in Table 1's order; then any other group; then the buckets.
 CORE_GROUPS = ('one_shot_top', 'one_shot_small', 'random', 'all_on')
@@ -39,8 +40,10 @@ def _group_order(name: str, position: int) -> tuple[int, int]:
 
 
 def group_label(name: str) -> str:
-  """The paper's name of a group ('One-Shot Top'), 'Bucket K', or the name itself."""
+  """The paper's name of a group ('One-Shot Top'), 'Bucket K', 'Top by X', or the name."""
   bucket = bucket_index(name)
+  if name.startswith(TOP_BY):
+    return f'Top by {name[len(TOP_BY):]}'
   return _LABELS.get(name) or (name if bucket is None else f'Bucket {bucket}')
 
 

@@ -91,3 +91,17 @@ def order(records: Sequence[dict[str, Any]], rank_by: str) -> list[int]:
   return sorted(
       range(len(records)), key=lambda i: (-s[i], records[i].get('params') or 0, records[i]['arch'])
   )
+
+
+def top_overlap(
+    records: Sequence[dict[str, Any]], rank_by: str, other: str, k: int
+) -> float | None:
+  """The share of `other`'s top-k that `rank_by`'s top-k holds; None without candidates.
+
+  How much the One-Shot Top pool (config.select.top_n) would change if selection ranked
+  by `other` instead.
+  """
+  k = min(k, len(records))
+  if k <= 0:
+    return None
+  return len(set(order(records, rank_by)[:k]).intersection(order(records, other)[:k])) / k

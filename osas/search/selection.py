@@ -1,7 +1,8 @@
 """Which scored candidates to retrain: the paper's groups plus score buckets.
 
 Candidates are ranked by config.search.rank_by (osas.search.ranking): one-shot accuracy,
-the paper's score, unless another is chosen.
+the paper's score, unless another is chosen. config.select.top_by adds a One-Shot Top
+group per other ranking ('top_by:RANK_BY'), to retrain what another score would pick.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from osas.search import ranking
+
+TOP_BY = 'top_by:'  # Group name prefix of config.select.top_by's groups.
 
 
 def _pick(rng: np.random.Generator, items: list, n: int) -> list:
@@ -63,4 +66,13 @@ def select(
     groups['all_on'] = [all_on]
   if section.buckets:
     groups.update(buckets(records, scores, rng, section.buckets, section.per_bucket))
+  for i, other in enumerate(dict.fromkeys(section.get('top_by', ()))):
+    # Its own generator: adding a top_by group leaves every other group as it was.
+    groups[TOP_BY + other] = one_shot_top(
+        records,
+        ranking.scores(records, other),
+        np.random.default_rng([seed, i + 1]),
+        section.top_n,
+        section.top_sample,
+    )
   return {name: archs for name, archs in groups.items() if archs}

@@ -59,17 +59,17 @@ def check(config, mesh) -> None:
     raise ValueError(
         f'config.search.zero_cost: unknown {unknown}; known: ' f"{', '.join(zero_cost.SCORES)}"
     )
-  for name in ranking.parse(section.rank_by):
-    if name in zero_cost.SCORES and name not in section.zero_cost:
-      raise ValueError(
-          f'config.search.rank_by={section.rank_by!r} needs {name!r} in '
-          f'config.search.zero_cost={tuple(section.zero_cost)}'
-      )
-    if name == 'kl' and not section.kl_examples:
-      raise ValueError(
-          f'config.search.rank_by={section.rank_by!r} needs the KL score: '
-          'config.search.kl_examples > 0'
-      )
+  ranked = [('config.search.rank_by', section.rank_by)]
+  ranked += [('config.select.top_by', r) for r in config.select.get('top_by', ())]
+  for field, rank_by in ranked:
+    for name in ranking.parse(rank_by, field):
+      if name in zero_cost.SCORES and name not in section.zero_cost:
+        raise ValueError(
+            f'{field}={rank_by!r} needs {name!r} in '
+            f'config.search.zero_cost={tuple(section.zero_cost)}'
+        )
+      if name == 'kl' and not section.kl_examples:
+        raise ValueError(f'{field}={rank_by!r} needs the KL score: config.search.kl_examples > 0')
   if section.zero_cost and section.zero_cost_batch_size % mesh.devices.size:
     raise ValueError(
         f'config.search.zero_cost_batch_size={section.zero_cost_batch_size} must '
