@@ -64,6 +64,10 @@ def get_config(arg=None):
   config.supernet.path_dropout_rate = 0.1  # r: a node loses all k paths with prob. r.
   config.supernet.weight_decay = 1e-4  # L2, in proportion to the ghosts using a weight.
   config.supernet.bn_affine = True  # False: ghost BN keeps scale 1 and shift 0 (untrained).
+  # 'skip': ghost batches one after another, each computing only the paths its mask
+  # keeps; 'mask': all at once, paths multiplied by 0/1; 'auto': skip on CPU with a
+  # single-path sampler (4x faster on nasbench201), else mask.
+  config.supernet.execution = 'auto'
   config.supernet.ema_decay = 0.0  # Search with a moving average of the weights; 0: off.
   config.supernet.checkpoint_every = 1000  # Steps between checkpoints (and at the end).
   config.supernet.keep_checkpoints = 3  # The newest kept; more for a curve over steps.

@@ -37,6 +37,10 @@ SAMPLERS: dict[str, Sampler] = {
 }
 
 
+# Samplers that switch most paths off: 'skip' execution computes only the rest.
+SPARSE = frozenset({'uniform_cell', 'uniform_class'})
+
+
 def get_sampler(name: str, space=None) -> Sampler:
   """The sampler `name`.
 

@@ -134,6 +134,21 @@ class DenseConvTest(parameterized.TestCase):
         atol=1e-5,
     )
 
+  @parameterized.product(kernel_size=(1, 3, 5), size=((8, 8), (7, 6)), strides=(2, 3))
+  def test_strided_matches_lax_conv_value_and_grads(self, kernel_size, size, strides):
+    # PyTorch's padding=k//2 on every side: output (y, x) is centred on input (s*y, s*x).
+    k = kernel_size
+    native = lambda a, w: lax.conv_general_dilated(
+        a, w, (strides, strides), [(k // 2, k // 2)] * 2, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
+    x, kernel = _normal(0, (2,) + size + (3,)), _normal(1, (k, k, 3, 4))
+    _assert_all_close(
+        _value_and_grads(lambda a, w: kernels.conv2d(a, w, strides), x, kernel),
+        _value_and_grads(native, x, kernel),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
   def test_leading_axes_are_batch_axes(self):
     x, kernel = _normal(0, (2, 3, 5, 5, 2)), _normal(1, (3, 3, 2, 4))
     np.testing.assert_allclose(kernels.conv2d(x, kernel)[1], kernels.conv2d(x[1], kernel), **TOL)

@@ -47,11 +47,15 @@ def _relative(a, b) -> float:
 @absltest.skipIf(jax.device_count() < DEVICES, 'runs in the subprocess with 8 devices')
 class EightDevicesTest(parameterized.TestCase):
 
-  def test_one_step_on_8_devices_equals_1_device(self):
+  @parameterized.parameters(('mask', 'path_dropout'), ('skip', 'uniform_cell'))
+  def test_one_step_on_8_devices_equals_1_device(self, execution, sampler):
+    # 'skip' on 8 devices (ghost batches one by one on each) against 'mask' on 1.
     config = _config()
+    config.supernet.sampler = sampler
     out = {}
     for n in (1, DEVICES):
       mesh = parallel.make_mesh(n)
+      config.supernet.execution = execution if n == DEVICES else 'mask'
       parts = supernet_train.build(config, mesh)
       state = supernet_train.init_state(parts, config, mesh)
       batch = parallel.global_batch(_batch(config, parts['train'].image_shape), mesh)
@@ -95,7 +99,7 @@ class RunWithEightDevicesTest(absltest.TestCase):
   def test_in_a_subprocess(self):
     result = helpers.pytest_with_devices(__file__, 'EightDevicesTest and not Run', DEVICES)
     self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
-    self.assertIn('3 passed', result.stdout)
+    self.assertIn('4 passed', result.stdout)
     self.assertNotIn('skipped', result.stdout)
 
 

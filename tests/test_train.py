@@ -3,6 +3,7 @@
 import functools
 import math
 import os
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -158,6 +159,49 @@ class SupernetStepTest(absltest.TestCase):
         for a, b in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(params))
     ]
     self.assertGreater(max(moved), 0.0)
+
+
+class SkipExecutionTest(parameterized.TestCase):
+  """config.supernet.execution='skip' (ghost batches one by one, paths under lax.cond)."""
+
+  @parameterized.parameters(
+      ('bender2018', 'uniform_cell'),
+      ('bender2018', 'path_dropout'),
+      ('nasbench201', 'uniform_class'),
+  )
+  def test_skip_step_equals_mask_step(self, space_name, sampler):
+    config = helpers.tiny(
+        f'space={space_name}', **{'supernet.sampler': sampler, 'supernet.ghost_batch_size': 4}
+    )
+    mesh = parallel.make_mesh()
+    out = {}
+    for execution in ('mask', 'skip'):
+      config.supernet.execution = execution
+      parts = supernet_train.build(config, mesh)
+      state = supernet_train.init_state(parts, config, mesh)
+      rng = np.random.default_rng(0)
+      batch = {
+          'image': rng.normal(size=(16,) + parts['train'].image_shape).astype(np.float32),
+          'label': rng.integers(0, 3, 16).astype(np.int32),
+      }
+      state, metrics = parts['step'](state, parallel.global_batch(batch, mesh))
+      out[execution] = (state.params, float(metrics.compute()['loss']))
+    self.assertAlmostEqual(out['skip'][1], out['mask'][1], places=5)
+    for a, b in zip(jax.tree.leaves(out['skip'][0]), jax.tree.leaves(out['mask'][0])):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+  def test_auto_skips_on_cpu_for_sparse_samplers_only(self):
+    resolve = supernet_train.resolve_execution
+    self.assertEqual(resolve('auto', 'uniform_class'), 'skip')
+    self.assertEqual(resolve('auto', 'path_dropout'), 'mask')
+    self.assertEqual(resolve('mask', 'uniform_cell'), 'mask')
+    with mock.patch.object(jax, 'default_backend', return_value='tpu'):
+      self.assertEqual(resolve('auto', 'uniform_class'), 'mask')
+
+  def test_unknown_execution_names_the_field(self):
+    config = helpers.tiny(**{'supernet.execution': 'cond'})
+    with self.assertRaisesRegex(ValueError, "config.supernet.execution='cond'"):
+      supernet_train.check(config, parallel.make_mesh())
 
 
 class SupernetOptionsTest(absltest.TestCase):

@@ -33,6 +33,7 @@ def gate(
   if execution == 'skip' and not parent.is_initializing():
     if bit.ndim:  # One bit per ghost batch: no branch to skip, but keep exact zeros.
       return jnp.where(per_ghost(bit, len(out_shape)), fn(module, x), 0)
-    zeros = lambda mdl, x: jnp.zeros(out_shape, x.dtype)
+    # full_like, not zeros: inside shard_map the branches must vary over the same axes.
+    zeros = lambda mdl, x: jax.lax.full_like(x, 0, shape=out_shape)
     return nn.cond(bit, fn, zeros, module, x)
   return fn(module, x) * per_ghost(bit, len(out_shape)).astype(x.dtype)

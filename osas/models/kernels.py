@@ -25,6 +25,23 @@ def resolve_impl(impl: str) -> str:
   raise ValueError(f'unknown depthwise impl {impl!r}; expected one of {", ".join(IMPLS)}')
 
 
+def _varying_axes(a: jax.Array) -> frozenset[str]:
+  """The shard_map axes `a` varies over (JAX 0.10 names them manual_axis_type.varying)."""
+  aval = jax.typeof(a)
+  manual = getattr(aval, 'manual_axis_type', None)
+  return manual.varying if manual is not None else frozenset(getattr(aval, 'vma', ()))
+
+
+def _vary_like(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """`kernel` varying over the manual (shard_map) axes x varies over; outside, unchanged.
+
+  A custom VJP must give the kernel a cotangent of its own type; its gradient from
+  per-device x varies, so the kernel is made varying first (the transpose psums it).
+  """
+  axes = tuple(sorted(_varying_axes(x) - _varying_axes(kernel)))
+  return lax.pcast(kernel, axes, to='varying') if axes else kernel
+
+
 def _pad_hw(x: jax.Array, ph: int, pw: int) -> jax.Array:
   pads = [(0, 0)] * (x.ndim - 3) + [(ph, ph), (pw, pw), (0, 0)]
   return jnp.pad(x, pads)
@@ -128,14 +145,27 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.A
     )
   _check_odd(kernel)
   if resolve_impl(impl) == 'shifted':
-    return _depthwise_shifted(x, kernel)
+    return _depthwise_shifted(x, _vary_like(x, kernel))
   h, w, c = x.shape[-3:]
   return _conv(x.reshape(-1, h, w, c), kernel[:, :, None, :], c).reshape(x.shape)
 
 
-def _columns(x: jax.Array, kh: int, kw: int) -> jax.Array:
-  """im2col: [N, H, W, kh*kw*C], tap-major, matching kernel.reshape(kh*kw*C, features)."""
-  return jnp.concatenate(list(_windows(_pad_hw(x, kh // 2, kw // 2), kh, kw)), axis=-1)
+def _columns(x: jax.Array, kh: int, kw: int, strides: int = 1) -> jax.Array:
+  """im2col: [..., H/s, W/s, kh*kw*C], tap-major, matching kernel.reshape(kh*kw*C, features)."""
+  windows = _windows(_pad_hw(x, kh // 2, kw // 2), kh, kw)
+  return jnp.concatenate([w[..., ::strides, ::strides, :] for w in windows], axis=-1)
+
+
+def _matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """X [..., Cin] @ kernel [Cin, Cout], flattened to 2-D first.
+
+  Flattened so that autodiff's kernel gradient contracts one axis: contracting several,
+  XLA:CPU picks a matmul that wants x transposed and fuses x's producers (a depthwise
+  conv, BN) into that transposed copy, recomputing them there with strided writes (2-3x
+  slower at 32x32x8).
+  """
+  out = jnp.reshape(x, (-1, x.shape[-1])) @ kernel
+  return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 def _conv_kxk_bwd(residuals, g):
@@ -160,13 +190,16 @@ def _kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
   return jnp.tensordot(x, g, (0, 0), preferred_element_type=acc)
 
 
-def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """Dense conv of x [..., H, W, Cin] with kernel [kh, kw, Cin, Cout]: stride 1, 'SAME'.
+def conv2d(x: jax.Array, kernel: jax.Array, strides: int = 1) -> jax.Array:
+  """Dense conv of x [..., H, W, Cin] with kernel [kh, kw, Cin, Cout], no bias.
 
+  Stride 1 is 'SAME'; stride s pads k // 2 on every side (PyTorch's padding=k//2, as
+  NAS-Bench-201's reductions), so output pixel (y, x) is centred on input (s*y, s*x).
   XLA:CPU runs the kernel gradient of nn.Conv as a convolution windowed over the whole
-  image, and inside a while loop (nn.scan over cells) it leaves that convolution in a
-  layout its fast path does not take: 15-60x slower than a matmul. Here 1x1 convs are
-  matmuls (forward 2-10x faster too) and larger ones get the kernel gradient as one.
+  image, and inside a while loop (nn.scan over cells or ghost batches) it leaves that
+  convolution in a layout its fast path does not take: 15-60x slower than a matmul.
+  Here 1x1 convs are matmuls (forward 2-10x faster too), larger ones get the kernel
+  gradient as one, and strided ones are a matmul over strided im2col columns.
   """
   if kernel.ndim != 4 or x.ndim < 3 or x.shape[-1] != kernel.shape[2]:
     raise ValueError(
@@ -175,15 +208,12 @@ def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     )
   _check_odd(kernel)
   kh, kw, cin, _ = kernel.shape
+  if strides > 1:
+    return _matmul(_columns(x, kh, kw, strides), kernel.reshape(kh * kw * cin, -1))
   if kh == kw == 1:
-    # Flattened to [N*H*W, Cin] so that autodiff's kernel gradient contracts one axis:
-    # contracting several, XLA:CPU picks a matmul that wants x transposed and fuses x's
-    # producers (a depthwise conv, BN) into that transposed copy, recomputing them there
-    # with strided writes (2-3x slower at 32x32x8).
-    out = jnp.reshape(x, (-1, cin)) @ kernel[0, 0]
-    return out.reshape(*x.shape[:-1], out.shape[-1])
+    return _matmul(x, kernel[0, 0])
   h, w = x.shape[-3:-1]
-  out = _conv_kxk(jnp.reshape(x, (-1, h, w, cin)), jnp.asarray(kernel))
+  out = _conv_kxk(jnp.reshape(x, (-1, h, w, cin)), _vary_like(x, jnp.asarray(kernel)))
   return out.reshape(*x.shape[:-1], out.shape[-1])
 
 

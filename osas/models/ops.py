@@ -41,12 +41,13 @@ class Conv(nn.Module):
 
   features: int
   kernel_size: tuple[int, int] = (1, 1)
+  strides: int = 1  # Above 1: padding k // 2 on every side (kernels.conv2d).
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param('kernel', conv_init, (*self.kernel_size, x.shape[-1], self.features))
     x, kernel = nn.dtypes.promote_dtype(x, kernel)
-    return kernels.conv2d(x, kernel)
+    return kernels.conv2d(x, kernel, self.strides)
 
 
 class Op(nn.Module):
@@ -119,19 +120,7 @@ class ReLUConvBN(Op):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     k = self.kernel_size
-    x = ReLU()(x)
-    if self.strides == 1:
-      x = self.conv(x, (k, k), name='conv')
-    else:
-      x = nn.Conv(
-          self.channels,
-          (k, k),
-          self.strides,
-          padding=[(k // 2, k // 2)] * 2,
-          use_bias=False,
-          kernel_init=conv_init,
-          name='conv',
-      )(x)
+    x = Conv(self.channels, (k, k), self.strides, name='conv')(ReLU()(x))
     return BatchNorm(track_running_stats=not self.ghost, name='bn')(x, train)
 
 

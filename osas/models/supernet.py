@@ -41,7 +41,10 @@ class Supernet(nn.Module):
   ghost g uses mask g in every cell. Batch norm uses each ghost batch's own
   statistics, in training and evaluation alike. Masks without the ghost axis are
   shared by all `num_ghosts` ghost batches; with `execution='skip'` such a shared mask
-  lets each path run under a `lax.cond`, so a candidate costs only what it uses.
+  lets each path run under a `lax.cond`, so a candidate costs only what it uses. With
+  'skip' and a ghost axis, the ghost batches run one after another (a scan), each path
+  under a `lax.cond` on that ghost's bit: a single-path sampler's step then computes
+  one op per edge instead of all of them.
   `masks=None` runs every path ungated (the reference that benchmarks compare masked
   execution against). The network is the space's (osas.models.registry).
   """
@@ -59,8 +62,15 @@ class Supernet(nn.Module):
     if batch % num_ghosts:
       raise ValueError(f'batch of {batch} images does not split into {num_ghosts} ghost batches')
     x = jnp.asarray(images).reshape(num_ghosts, batch // num_ghosts, *images.shape[1:])
-    network = registry.of(self.space).network
-    logits = network(self.space, self.spec, ghost=True, execution=self.execution, name='net')(
-        x, masks
+    network = registry.of(self.space).network(
+        self.space, self.spec, ghost=True, execution=self.execution, name='net'
     )
+    ghosted = masks is not None and ghost_axis(self.space, masks) is not None
+    if self.execution == 'skip' and ghosted and not self.is_initializing():
+      # The same parameters ('net/...') for every ghost batch; their gradients add up.
+      one_ghost = lambda net, carry, xs: (carry, net(xs[0][None], xs[1])[0])
+      scan = nn.scan(one_ghost, variable_broadcast='params', split_rngs={'params': False})
+      _, logits = scan(network, None, (x, masks))
+    else:
+      logits = network(x, masks)
     return logits.reshape(batch, -1)

@@ -42,6 +42,47 @@ def weights(state: SupernetState) -> Any:
   return state.params if state.ema_params is None else state.ema_params
 
 
+EXECUTIONS = ('auto', 'mask', 'skip')
+
+
+def resolve_execution(execution: str, sampler: str) -> str:
+  """config.supernet.execution: 'auto' is 'skip' on CPU with a sparse sampler, else 'mask'.
+
+  One ghost batch after another suits a CPU, where skipping 4 of 5 ops per edge saves
+  their time; accelerators run the whole batch's ops at once faster than G small ones.
+  """
+  if execution not in EXECUTIONS:
+    raise ValueError(
+        f'config.supernet.execution={execution!r}: expected one of {", ".join(EXECUTIONS)}'
+    )
+  if execution != 'auto':
+    return execution
+  return 'skip' if jax.default_backend() == 'cpu' and sampler in samplers.SPARSE else 'mask'
+
+
+def _per_device(apply, sharding):
+  """`apply(params, images, masks)` on each device's share of the batch (shard_map).
+
+  For 'skip' execution: each device runs its own ghost batches one by one (Supernet's
+  scan), where under plain jit the scan would gather every ghost batch onto every device.
+  """
+  axes = sharding.mesh.axis_names
+
+  def local(params, images, masks):
+    # Varying per device from the start, so the gradient's all-reduce comes once, here,
+    # and not inside a lax.cond that devices take differently (a collective there hangs).
+    params = jax.tree.map(lambda p: jax.lax.pcast(p, axes, to='varying'), params)
+    return apply(params, images, masks)
+
+  spec = sharding.spec
+  return jax.shard_map(
+      local,
+      mesh=sharding.mesh,
+      in_specs=(jax.sharding.PartitionSpec(), spec, spec),
+      out_specs=spec,
+  )
+
+
 def train_step(
     state: SupernetState,
     batch: dict[str, jax.Array],
@@ -64,8 +105,12 @@ def train_step(
   masks = sampler(jax.random.fold_in(state.key, state.step), model.space, num_ghosts, ramp, section)
   masks = jax.lax.with_sharding_constraint(masks, masks_sharding)
 
+  apply = lambda params, images, masks: model.apply({'params': params}, images, masks)
+  if model.execution == 'skip':
+    apply = _per_device(apply, masks_sharding)
+
   def loss_fn(params):
-    logits = model.apply({'params': params}, batch['image'], masks)
+    logits = apply(params, batch['image'], masks)
     loss = common.cross_entropy(logits, batch['label'])
     usage = models.of(model.space).usage_fraction
     l2 = common.l2(params, lambda path: usage(model.space, path, masks))
@@ -130,6 +175,7 @@ def check(config, mesh) -> None:
   for field in ('num_steps', 'checkpoint_every', 'log_every', 'keep_checkpoints'):
     if section[field] <= 0:
       raise ValueError(f'config.supernet.{field}={section[field]} must be positive')
+  resolve_execution(section.execution, section.sampler)
   space = space_lib.from_config(config.space)
   ModelSpec.from_config(config.model, num_classes=1)
   samplers.get_sampler(section.sampler, space)
@@ -149,7 +195,11 @@ def build(config, mesh) -> dict[str, Any]:
   valid = data.get_split(
       config.data, 'valid', global_batch_size=section.eval_batch_size, train=False, seed=config.seed
   )
-  model = Supernet(space, ModelSpec.from_config(config.model, train.num_classes))
+  model = Supernet(
+      space,
+      ModelSpec.from_config(config.model, train.num_classes),
+      execution=resolve_execution(section.execution, section.sampler),
+  )
   tx = common.optimizer(section, 'config.supernet')
   repl, batch_sharding = parallel.replicated(mesh), parallel.data_sharding(mesh)
   step = jax.jit(
