@@ -127,8 +127,8 @@ def main(argv):
         f'depthwise {k}x{k}',
         'native',
         depthwise('native'),
-        'shifted',
-        depthwise('shifted'),
+        'cpu (shifted)',
+        depthwise('cpu'),
         (x, kernel),
     )
   row(

@@ -40,7 +40,7 @@ _STACKS = flags.DEFINE_integer('stacks', 3, 'Stacks of cells.')
 _CELLS = flags.DEFINE_integer('cells_per_stack', 1, 'Cells per stack.')
 _GHOST = flags.DEFINE_integer('ghost', 32, 'Ghost batch size.')
 _CLASSES = flags.DEFINE_integer('classes', 10, 'Classes of the classifier.')
-_IMPL = flags.DEFINE_string('impl', 'auto', "Depthwise kernels: 'auto', 'shifted', 'native'.")
+_IMPL = flags.DEFINE_string('impl', 'auto', "config.model.kernels: 'auto', 'cpu', 'native'.")
 _REPEATS = flags.DEFINE_integer('repeats', 7, 'Timed calls per measurement (after warm-up).')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed calls before timing.')
 
@@ -121,7 +121,7 @@ def main(argv):
       filters=_FILTERS.value,
       num_stacks=_STACKS.value,
       cells_per_stack=_CELLS.value,
-      depthwise_impl=_IMPL.value,
+      kernels=_IMPL.value,
   )
   model = Supernet(space, spec)
   section = _section(batch_size, ghost)
@@ -184,7 +184,7 @@ def main(argv):
       f'({jax.device_count()} device(s)); batch {batch_size} of {_SIZE.value}x{_SIZE.value}x3, '
       f'ghost batch {ghost}, F={spec.filters}, {spec.num_stacks} stacks x '
       f'{spec.cells_per_stack} cells = {spec.num_stacks * spec.cells_per_stack} cells, '
-      f'depthwise {spec.depthwise_impl}, {num_params:,} parameters; median of '
+      f'kernels {spec.kernels}, {num_params:,} parameters; median of '
       f'{_REPEATS.value} after {_WARMUP.value} warm-up calls\n'
   )
   print('| measurement | median s/call | lower+compile s |')

@@ -47,7 +47,8 @@ def get_config(arg=None):
   config.model.num_stacks = 3  # Stacks of cells with a reduction between them.
   config.model.cells_per_stack = 2  # 3 x 2 = the paper's 6 cells for CIFAR-10.
   config.model.stem = 'cifar'  # 'cifar' (3x3 conv) | 'imagenet' (two stride-2 convs).
-  config.model.depthwise_impl = 'auto'  # 'auto': shifted adds on CPU, native elsewhere.
+  # Convs and pools: 'cpu' forms XLA:CPU runs fast, 'native' XLA's (GPU, TPU); 'auto' picks.
+  config.model.kernels = 'auto'
 
   config.supernet = ml_collections.ConfigDict()
   config.supernet.sampler = 'path_dropout'  # Training-time masks (osas.samplers).

@@ -24,7 +24,7 @@ def get_config(arg=None):
   config = digits.get_config(f"steps={args['steps']},filters=2")
   config.space.name = args['space']
   config.model.num_stacks = 1
-  config.model.depthwise_impl = 'native'  # Compiles faster; the model is tiny anyway.
+  config.model.kernels = 'native'  # Compiles faster; the model is tiny anyway.
   config.supernet.batch_size = 16
   config.supernet.ghost_batch_size = 8
   config.supernet.eval_batch_size = 16

@@ -11,6 +11,8 @@ import ml_collections
 
 # Changing these changes parameter shapes or the data, so a workdir's results would mix.
 SHAPE_FIELDS = ('space', 'model', 'data.source', 'data.name', 'data.image_size')
+# Fields within them that choose how, not what, is computed (depthwise_impl: its old name).
+HOW_FIELDS = ('model.kernels', 'model.depthwise_impl')
 
 
 def path(workdir: str, *parts: str) -> str:
@@ -57,16 +59,25 @@ def _get(tree: dict[str, Any], dotted: str) -> Any:
   return tree
 
 
+def _shapes(tree: dict[str, Any], dotted: str) -> Any:
+  """The field `dotted` of `tree` without the HOW_FIELDS inside it."""
+  value = _get(tree, dotted)
+  if not isinstance(value, dict):
+    return value
+  inside = [f[len(dotted) + 1 :] for f in HOW_FIELDS if f.startswith(dotted + '.')]
+  return {k: v for k, v in value.items() if k not in inside}
+
+
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes DIR/config.json; refuses a config whose shapes differ from the saved one."""
   new = json.loads(config.to_json_best_effort())
   old = read_json(workdir, 'config.json')
   if old is not None:
     for field in SHAPE_FIELDS:
-      if _get(old, field) != _get(new, field):
+      if _shapes(old, field) != _shapes(new, field):
         raise ValueError(
             f'config.{field} differs from {path(workdir, "config.json")} '
-            f'({json.dumps(_get(old, field))} there, {json.dumps(_get(new, field))} now); '
+            f'({json.dumps(_shapes(old, field))} there, {json.dumps(_shapes(new, field))} now); '
             'use a new --workdir'
         )
   write_json(workdir, 'config.json', obj=new)

@@ -1,6 +1,7 @@
 """Shared by the tests: the tiny config with overrides, workdir snapshots, model checks."""
 
 import atexit
+import dataclasses
 import functools
 import os
 import shutil
@@ -10,6 +11,7 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from configs import tiny as tiny_config
 from osas.models import Standalone
@@ -63,6 +65,19 @@ def supernet(space, spec, execution='mask', num_ghosts=2, per_ghost=4):
 def jit_apply(space, spec, execution='mask'):
   """The jitted `apply` of `supernet(space, spec, execution)`, num_ghosts static."""
   return jax.jit(supernet(space, spec, execution)[0].apply, static_argnums=3)
+
+
+def assert_kernels_agree(test, space, spec, masks):
+  """Logits and parameter gradients with config.model.kernels 'cpu' and 'native' agree."""
+  _, variables, images = supernet(space, spec)
+  out = {}
+  for impl in ('cpu', 'native'):
+    net = Supernet(space, dataclasses.replace(spec, kernels=impl))
+    loss = lambda p: jnp.sum(jnp.sin(net.apply({'params': p}, images, masks)))
+    out[impl] = jax.jit(jax.value_and_grad(loss))(variables['params'])
+  test.assertAlmostEqual(float(out['cpu'][0]), float(out['native'][0]), places=4)
+  for a, b in zip(jax.tree.leaves(out['cpu'][1]), jax.tree.leaves(out['native'][1])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def standalone_logits(space, spec, supernet_params, arch, images, num_ghosts):

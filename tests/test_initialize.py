@@ -52,7 +52,7 @@ def _models():
     space = space_lib.from_config(config.space)
     spec = ModelSpec.from_config(config.model, num_classes=10)
     scanned = ModelSpec(
-        num_classes=10, filters=2, num_stacks=2, cells_per_stack=3, depthwise_impl='native'
+        num_classes=10, filters=2, num_stacks=2, cells_per_stack=3, kernels='native'
     )
     image = np.zeros((4, 8, 8, 1), np.float32)
     all_on = jax.tree.map(lambda x: x[None], space.all_on())

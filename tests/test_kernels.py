@@ -42,17 +42,19 @@ def _window(x, init, op, size=3, stride=1, padding='SAME'):
 
 class ResolveImplTest(parameterized.TestCase):
 
-  def test_auto_is_shifted_on_cpu(self):
+  def test_auto_is_cpu_on_cpu(self):
     if jax.default_backend() != 'cpu':
       self.skipTest('CPU-only expectation')
-    self.assertEqual(kernels.resolve_impl('auto'), 'shifted')
+    self.assertEqual(kernels.resolve_impl('auto'), 'cpu')
 
-  @parameterized.parameters('shifted', 'native')
+  @parameterized.parameters('cpu', 'native')
   def test_explicit_impl_passes_through(self, impl):
     self.assertEqual(kernels.resolve_impl(impl), impl)
 
   def test_unknown_impl_names_value_and_choices(self):
-    with self.assertRaisesRegex(ValueError, r"'grouped'.*auto, shifted, native"):
+    with self.assertRaisesRegex(
+        ValueError, r"config.model.kernels: unknown 'grouped'.*auto, cpu, native"
+    ):
       kernels.resolve_impl('grouped')
     with self.assertRaisesRegex(ValueError, 'grouped'):
       kernels.depthwise_conv(jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 3, 2)), 'grouped')
@@ -67,15 +69,15 @@ class DepthwiseConvTest(parameterized.TestCase):
     return jax.jit(lambda a, k: _value_and_grads(fn, a, k))(x, kernel)
 
   @parameterized.parameters(*KERNEL_SHAPES)
-  def test_shifted_matches_native(self, kh, kw):
+  def test_cpu_matches_native(self, kh, kw):
     x, kernel = _normal(0, (2, 8, 8, 4)), _normal(1, (kh, kw, 4))
-    _assert_all_close(self._run('shifted', x, kernel), self._run('native', x, kernel))
+    _assert_all_close(self._run('cpu', x, kernel), self._run('native', x, kernel))
 
   @parameterized.product(kernel_shape=[(3, 3), (7, 1)], kernel_axis=[None, 0])
-  def test_shifted_matches_native_under_vmap(self, kernel_shape, kernel_axis):
+  def test_cpu_matches_native_under_vmap(self, kernel_shape, kernel_axis):
     x = _normal(0, (3, 2, 8, 8, 4))
     kernel = _normal(1, (3, *kernel_shape, 4) if kernel_axis == 0 else (*kernel_shape, 4))
-    shifted = self._run('shifted', x, kernel, kernel_axis, use_vmap=True)
+    shifted = self._run('cpu', x, kernel, kernel_axis, use_vmap=True)
     self.assertEqual(shifted[2].shape, kernel.shape)
     _assert_all_close(shifted, self._run('native', x, kernel, kernel_axis, use_vmap=True))
 
@@ -84,19 +86,19 @@ class DepthwiseConvTest(parameterized.TestCase):
     x, kernel = _normal(0, (24, 16, 16, 16)), _normal(1, (5, 5, 16))
     self.assertLess(kernels._batch_chunk(24, 16 * 16 * 16), 24)
     _assert_all_close(
-        self._run('shifted', x, kernel), self._run('native', x, kernel), rtol=1e-5, atol=1e-4
+        self._run('cpu', x, kernel), self._run('native', x, kernel), rtol=1e-5, atol=1e-4
     )
 
   @parameterized.parameters((3, 3), (1, 7))
   def test_check_grads(self, kh, kw):
-    fn = lambda a, k: kernels.depthwise_conv(a, k, 'shifted')
+    fn = lambda a, k: kernels.depthwise_conv(a, k, 'cpu')
     args = (_normal(0, (1, 5, 5, 2)), _normal(1, (kh, kw, 2)))
     check_grads(fn, args, order=1, modes=['rev'], eps=1e-2, atol=1e-2, rtol=1e-2)
 
   def test_bfloat16_stays_bfloat16_and_close(self):
     x, kernel = _normal(0, (2, 8, 8, 4)), _normal(1, (7, 7, 4))
     bf16 = lambda a: a.astype(jnp.bfloat16)
-    out = kernels.depthwise_conv(bf16(x), bf16(kernel), 'shifted')
+    out = kernels.depthwise_conv(bf16(x), bf16(kernel), 'cpu')
     self.assertEqual(out.dtype, jnp.bfloat16)
     expected = kernels.depthwise_conv(x, kernel, 'native')
     np.testing.assert_allclose(out.astype(jnp.float32), expected, rtol=0.05, atol=0.2)
@@ -152,6 +154,28 @@ class DenseConvTest(parameterized.TestCase):
   def test_leading_axes_are_batch_axes(self):
     x, kernel = _normal(0, (2, 3, 5, 5, 2)), _normal(1, (3, 3, 2, 4))
     np.testing.assert_allclose(kernels.conv2d(x, kernel)[1], kernels.conv2d(x[1], kernel), **TOL)
+
+
+class BackendChoiceTest(parameterized.TestCase):
+  """config.model.kernels: 'native' (XLA's, for GPU and TPU) and 'cpu' agree."""
+
+  @parameterized.product(kernel_size=((1, 1), (3, 3), (1, 7)), strides=(1, 2))
+  def test_conv2d_native_equals_cpu(self, kernel_size, strides):
+    if strides > 1 and kernel_size[0] != kernel_size[1]:
+      self.skipTest('strided convs are square')
+    x, kernel = _normal(0, (2, 3, 8, 6, 3)), _normal(1, kernel_size + (3, 4))
+    conv = lambda impl: lambda a, k: kernels.conv2d(a, k, strides, impl)
+    _assert_all_close(
+        _value_and_grads(conv('cpu'), x, kernel),
+        _value_and_grads(conv('native'), x, kernel),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+  def test_max_pool_native_equals_cpu(self):
+    x = _tie_free(0, (2, 3, 6, 5, 4))
+    pool = lambda impl: lambda a: kernels.max_pool3x3(a, impl)
+    _assert_all_close(_value_and_grads(pool('cpu'), x), _value_and_grads(pool('native'), x))
 
 
 class PoolTest(parameterized.TestCase):

@@ -21,7 +21,7 @@ from osas.space import SearchSpace
 
 SPACE = SearchSpace()
 # Native depthwise convs compile faster; tests/test_kernels.py checks the shifted ones equal them.
-SPEC = ModelSpec(num_classes=5, filters=4, num_stacks=2, cells_per_stack=1, depthwise_impl='native')
+SPEC = ModelSpec(num_classes=5, filters=4, num_stacks=2, cells_per_stack=1, kernels='native')
 GHOSTS, PER_GHOST = 2, 4
 
 
@@ -114,6 +114,9 @@ class SupernetTest(parameterized.TestCase):
     for n in range(64):
       one = single(jax.tree.map(lambda a: a[n], first))
       self.assertLess(helpers.rel_err(batched[n], one), 1e-5, n)
+
+  def test_cpu_and_native_kernels_agree(self):
+    helpers.assert_kernels_agree(self, SPACE, SPEC, SPACE.sample_masks(jax.random.key(7), 2))
 
   def test_skip_execution_equals_masked(self):
     masks = SPACE.sample_masks(jax.random.key(7), 3)

@@ -226,6 +226,9 @@ class ModelTest(absltest.TestCase):
           checked += 1
     self.assertEqual(checked, 2 * 6 * 2)  # Two stacks, six edges, two ops with weights.
 
+  def test_cpu_and_native_kernels_agree(self):
+    helpers.assert_kernels_agree(self, SPACE, SPEC, SPACE.sample_masks(jax.random.key(7), 2))
+
   def test_skip_execution_equals_masked(self):
     helpers.assert_skip_equals_masked(self, SPACE, SPEC, [SPACE.encode(SPACE.parse(ARCHS[1]))])
 

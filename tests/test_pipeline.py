@@ -113,6 +113,19 @@ class BadInputTest(parameterized.TestCase):
       main.run(helpers.tiny(**{'model.filters': 4}), workdir.full_path)
     self.assertEqual(helpers.snapshot(workdir.full_path), before)
 
+  def test_workdir_accepts_other_kernels(self):
+    # config.model.kernels (and its old name) choose how, not what: the workdir stays usable.
+    workdir = self.create_tempdir().full_path
+    old = json.loads(helpers.tiny().to_json_best_effort())
+    del old['model']['kernels']
+    old['model']['depthwise_impl'] = 'shifted'
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      json.dump(old, f)
+    workdir_lib.save_config(helpers.tiny(**{'model.kernels': 'cpu'}), workdir)
+    self.assertEqual(workdir_lib.read_json(workdir, 'config.json')['model']['kernels'], 'cpu')
+    with self.assertRaisesRegex(ValueError, 'config.model differs'):
+      workdir_lib.save_config(helpers.tiny(**{'model.filters': 4}), workdir)
+
   def test_batch_must_split_over_devices(self):
 
     class FakeMesh:

@@ -32,7 +32,7 @@ from osas.search.evaluator import symmetrized_kl
 from osas.space import SearchSpace
 
 SPACE = SearchSpace()
-SPEC = ModelSpec(num_classes=4, filters=2, num_stacks=1, cells_per_stack=1, depthwise_impl='native')
+SPEC = ModelSpec(num_classes=4, filters=2, num_stacks=1, cells_per_stack=1, kernels='native')
 
 
 @functools.lru_cache(maxsize=None)

@@ -106,9 +106,7 @@ class SupernetStepTest(absltest.TestCase):
     section = _section()
     model = Supernet(
         space,
-        ModelSpec(
-            num_classes=3, filters=2, num_stacks=1, cells_per_stack=1, depthwise_impl='native'
-        ),
+        ModelSpec(num_classes=3, filters=2, num_stacks=1, cells_per_stack=1, kernels='native'),
     )
     images = jax.random.normal(jax.random.key(0), (8, 4, 4, 1))
     labels = jnp.array([0, 1, 2, 0, 1, 2, 0, 1])
@@ -165,13 +163,14 @@ class SkipExecutionTest(parameterized.TestCase):
   """config.supernet.execution='skip' (ghost batches one by one, paths under lax.cond)."""
 
   @parameterized.parameters(
-      ('bender2018', 'uniform_cell'),
-      ('bender2018', 'path_dropout'),
-      ('nasbench201', 'uniform_class'),
+      ('bender2018', 'uniform_cell', 'native'),
+      ('bender2018', 'path_dropout', 'cpu'),
+      ('nasbench201', 'uniform_class', 'cpu'),  # Custom-gradient kernels in shard_map.
   )
-  def test_skip_step_equals_mask_step(self, space_name, sampler):
+  def test_skip_step_equals_mask_step(self, space_name, sampler, impl):
     config = helpers.tiny(
-        f'space={space_name}', **{'supernet.sampler': sampler, 'supernet.ghost_batch_size': 4}
+        f'space={space_name}',
+        **{'supernet.sampler': sampler, 'supernet.ghost_batch_size': 4, 'model.kernels': impl},
     )
     mesh = parallel.make_mesh()
     out = {}
@@ -211,9 +210,7 @@ class SupernetOptionsTest(absltest.TestCase):
     space = SearchSpace()
     model = Supernet(
         space,
-        ModelSpec(
-            num_classes=3, filters=2, num_stacks=1, cells_per_stack=1, depthwise_impl='native'
-        ),
+        ModelSpec(num_classes=3, filters=2, num_stacks=1, cells_per_stack=1, kernels='native'),
     )
     images = jax.random.normal(jax.random.key(0), (8, 4, 4, 1))
     params = init_variables(

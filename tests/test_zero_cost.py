@@ -98,9 +98,7 @@ class SupernetEqualsStandaloneTest(parameterized.TestCase):
   def test_every_score(self, name):
     space = get_space(name)
     # Two cells under nn.scan: stacked kernels are layers of their own for grad_norm.
-    spec = ModelSpec(
-        num_classes=5, filters=2, num_stacks=1, cells_per_stack=2, depthwise_impl='native'
-    )
+    spec = ModelSpec(num_classes=5, filters=2, num_stacks=1, cells_per_stack=2, kernels='native')
     net = Supernet(space, spec)
     images = jax.random.normal(jax.random.key(0), (8, 4, 4, 3))
     labels = jnp.arange(8) % 5

@@ -65,7 +65,7 @@ class ChoiceBlock(nn.Module):
     h = 0.0
     for j in inputs:
       bit = None if input_mask is None else input_mask[..., j]
-      unit = Projection(self.channels, self.ghost, self.train, name=f'input_{j}')
+      unit = Projection(self.channels, self.ghost, self.train, self.impl, name=f'input_{j}')
       h = h + gate(self, bit, unit, lambda mdl, x: mdl(x), candidates[j], shape, self.execution)
     out = 0.0
     for name in ops:
@@ -87,11 +87,12 @@ class Projection(nn.Module):
   channels: int
   ghost: bool
   train: bool
+  impl: str = 'auto'  # config.model.kernels.
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = ReLU()(BatchNorm(not self.ghost, name='bn')(x, self.train))
-    return Conv(self.channels, name='conv')(x)
+    return Conv(self.channels, impl=self.impl, name='conv')(x)
 
 
 class Cell(nn.Module):
@@ -135,6 +136,7 @@ class Reduction(nn.Module):
   features: int
   ghost: bool
   train: bool
+  impl: str = 'auto'  # config.model.kernels.
 
   @nn.compact
   def __call__(self, carry: tuple[jax.Array, jax.Array]):
@@ -142,7 +144,7 @@ class Reduction(nn.Module):
     for name, x in zip(('a', 'b'), carry):
       x = ReLU()(BatchNorm(not self.ghost, name=f'bn_{name}')(x, self.train))
       x = kernels.avg_pool2x2(x)
-      out.append(Conv(self.features, name=f'conv_{name}')(x))
+      out.append(Conv(self.features, impl=self.impl, name=f'conv_{name}')(x))
     return tuple(out)
 
 
@@ -164,19 +166,22 @@ class Network(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, masks: Masks | None = None, train: bool = True):
     spec, width = self.spec, self.space.num_blocks  # A cell outputs num_blocks * filters.
-    x = skeleton.STEMS[spec.stem](width * spec.filters, self.ghost, train, name='stem')(x)
+    stem = skeleton.STEMS[spec.stem]
+    x = stem(width * spec.filters, self.ghost, train, spec.kernels, name='stem')(x)
     carry = (x, x)
     for s in range(spec.num_stacks):
       channels = spec.stack_filters(s)
       if s:
-        carry = Reduction(width * channels, self.ghost, train, name=f'reduce_{s}')(carry)
+        carry = Reduction(width * channels, self.ghost, train, spec.kernels, name=f'reduce_{s}')(
+            carry
+        )
       cells = skeleton.stack(Cell, spec.cells_per_stack)
       carry, _ = cells(
           self.space,
           channels,
           self.ghost,
           train,
-          spec.depthwise_impl,
+          spec.kernels,
           self.arch,
           self.execution,
           name=f'stack_{s}',

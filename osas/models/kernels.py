@@ -1,4 +1,10 @@
-"""Functional NHWC kernels of the search space's ops: fast on XLA:CPU, native elsewhere."""
+"""Functional NHWC kernels of the search space's ops: fast on XLA:CPU, native elsewhere.
+
+`config.model.kernels` chooses, in one place, for every convolution and pool: 'cpu' (the
+forms below that XLA:CPU runs fast: shifted multiply-adds, matmuls over im2col columns,
+separable maxima, each with its own gradient), 'native' (XLA's convolutions and
+reduce_window, what GPUs and TPUs run best) or 'auto' (cpu on CPU, native elsewhere).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
-IMPLS = ('auto', 'shifted', 'native')
+IMPLS = ('auto', 'cpu', 'native')
 
 # Per-chunk element budget of the kernel gradient's batch loop: small enough that a chunk
 # of x and of g stays in L2 across all k*k taps, large enough to amortise the loop.
@@ -17,12 +23,12 @@ _CHUNK_ELEMENTS = 1 << 15
 
 
 def resolve_impl(impl: str) -> str:
-  """The depthwise implementation `impl` selects: 'auto' is 'shifted' on CPU, else 'native'."""
+  """The kernels `impl` selects: 'auto' is 'cpu' on the CPU backend, else 'native'."""
   if impl == 'auto':
-    return 'shifted' if jax.default_backend() == 'cpu' else 'native'
+    return 'cpu' if jax.default_backend() == 'cpu' else 'native'
   if impl in IMPLS:
     return impl
-  raise ValueError(f'unknown depthwise impl {impl!r}; expected one of {", ".join(IMPLS)}')
+  raise ValueError(f'config.model.kernels: unknown {impl!r}; expected one of {", ".join(IMPLS)}')
 
 
 def _varying_axes(a: jax.Array) -> frozenset[str]:
@@ -98,7 +104,8 @@ def _shifted_kernel_grad(x: jax.Array, g: jax.Array, kh: int, kw: int) -> jax.Ar
     return total + jnp.stack(taps), None
 
   chunks = (xp.reshape(n // nb, nb, *xp.shape[1:]), g.reshape(n // nb, nb, h, w, c))
-  total, _ = lax.scan(body, jnp.zeros((kh * kw, c), acc), chunks)
+  # full_like, not zeros: inside shard_map the carry must vary over x's axes from the start.
+  total, _ = lax.scan(body, lax.full_like(xp, 0, acc, (kh * kw, c)), chunks)
   return total.reshape(kh, kw, c)
 
 
@@ -135,7 +142,7 @@ def _check_odd(kernel: jax.Array) -> None:
 def depthwise_conv(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
   """Depthwise conv of x [..., H, W, C] with kernel [kh, kw, C]: stride 1, 'SAME', no bias.
 
-  'native' is XLA's grouped convolution; 'shifted' sums kh*kw shifted slices of x times
+  'native' is XLA's grouped convolution; 'cpu' sums kh*kw shifted slices of x times
   kernel taps (10-50x faster on XLA:CPU, forward and gradient); 'auto' picks per backend.
   """
   if kernel.ndim != 3 or kernel.shape[-1] != x.shape[-1] or x.ndim < 3:
@@ -144,7 +151,7 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.A
         f'and kernel {kernel.shape}'
     )
   _check_odd(kernel)
-  if resolve_impl(impl) == 'shifted':
+  if resolve_impl(impl) == 'cpu':
     return _depthwise_shifted(x, _vary_like(x, kernel))
   h, w, c = x.shape[-3:]
   return _conv(x.reshape(-1, h, w, c), kernel[:, :, None, :], c).reshape(x.shape)
@@ -190,7 +197,7 @@ def _kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
   return jnp.tensordot(x, g, (0, 0), preferred_element_type=acc)
 
 
-def conv2d(x: jax.Array, kernel: jax.Array, strides: int = 1) -> jax.Array:
+def conv2d(x: jax.Array, kernel: jax.Array, strides: int = 1, impl: str = 'auto') -> jax.Array:
   """Dense conv of x [..., H, W, Cin] with kernel [kh, kw, Cin, Cout], no bias.
 
   Stride 1 is 'SAME'; stride s pads k // 2 on every side (PyTorch's padding=k//2, as
@@ -199,7 +206,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: int = 1) -> jax.Array:
   image, and inside a while loop (nn.scan over cells or ghost batches) it leaves that
   convolution in a layout its fast path does not take: 15-60x slower than a matmul.
   Here 1x1 convs are matmuls (forward 2-10x faster too), larger ones get the kernel
-  gradient as one, and strided ones are a matmul over strided im2col columns.
+  gradient as one, and strided ones are a matmul over strided im2col columns; 'native'
+  (`impl`, see resolve_impl) is XLA's convolution with the same padding.
   """
   if kernel.ndim != 4 or x.ndim < 3 or x.shape[-1] != kernel.shape[2]:
     raise ValueError(
@@ -208,6 +216,16 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: int = 1) -> jax.Array:
     )
   _check_odd(kernel)
   kh, kw, cin, _ = kernel.shape
+  if resolve_impl(impl) == 'native':
+    h, w = x.shape[-3:-1]
+    out = lax.conv_general_dilated(
+        jnp.reshape(x, (-1, h, w, cin)),
+        kernel,
+        (strides, strides),
+        [(kh // 2, kh // 2), (kw // 2, kw // 2)],
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+    )
+    return out.reshape(*x.shape[:-3], *out.shape[-3:])
   if strides > 1:
     return _matmul(_columns(x, kh, kw, strides), kernel.reshape(kh * kw * cin, -1))
   if kh == kw == 1:
@@ -252,14 +270,22 @@ def _max3_grad(x: jax.Array, y: jax.Array, g: jax.Array, axis: int) -> jax.Array
   return dx
 
 
-@jax.custom_vjp
-def max_pool3x3(x: jax.Array) -> jax.Array:
+def max_pool3x3(x: jax.Array, impl: str = 'auto') -> jax.Array:
   """3x3 max pool of x [..., H, W, C], stride 1, 'SAME' (padding never wins).
 
-  Separable (3-row then 3-column maxima) with a custom VJP that routes each output's
-  cotangent to one argmax. On CPU its forward+grad is ~4x faster than reduce_window's and
-  5-15% faster than autodiff through jnp.maximum. Reverse mode only (no jvp).
+  'cpu' (`impl`, see resolve_impl): separable (3-row then 3-column maxima) with a custom
+  VJP that routes each output's cotangent to one argmax; on CPU its forward+grad is ~4x
+  faster than reduce_window's and 5-15% faster than autodiff through jnp.maximum.
+  Reverse mode only (no jvp). 'native': XLA's reduce_window.
   """
+  if resolve_impl(impl) == 'cpu':
+    return _max_pool3x3_cpu(x)
+  window = (1,) * (x.ndim - 3) + (3, 3, 1)
+  return lax.reduce_window(x, _lowest(x.dtype), lax.max, window, (1,) * x.ndim, 'SAME')
+
+
+@jax.custom_vjp
+def _max_pool3x3_cpu(x: jax.Array) -> jax.Array:
   return _max3(_max3(x, -3), -2)
 
 
@@ -270,7 +296,7 @@ def _max_pool3x3_bwd(x, g):
   return (_max3_grad(x, rows, _max3_grad(rows, y, g, -2), -3),)
 
 
-max_pool3x3.defvjp(lambda x: (max_pool3x3(x), x), _max_pool3x3_bwd)
+_max_pool3x3_cpu.defvjp(lambda x: (_max_pool3x3_cpu(x), x), _max_pool3x3_bwd)
 
 
 def _window_counts(n: int) -> np.ndarray:

@@ -53,13 +53,14 @@ class Edge(nn.Module):
   ghost: bool
   train: bool
   execution: str = 'mask'  # 'mask': multiply by the mask; 'skip': lax.cond per op.
+  impl: str = 'auto'  # config.model.kernels.
 
   @nn.compact
   def __call__(self, x: jax.Array, op_mask=None) -> jax.Array:
     out = 0.0
     for name in self.ops:
       bit = None if op_mask is None else op_mask[..., self.space.ops.index(name)]
-      op = OPS[name](channels=self.channels, ghost=self.ghost, name=f'op_{name}')
+      op = OPS[name](channels=self.channels, ghost=self.ghost, impl=self.impl, name=f'op_{name}')
       out = out + gate(self, bit, op, lambda mdl, x: mdl(x, self.train), x, x.shape, self.execution)
     return out
 
@@ -73,6 +74,7 @@ class Cell(nn.Module):
   train: bool
   arch: Arch | None = None
   execution: str = 'mask'
+  impl: str = 'auto'  # config.model.kernels.
 
   @nn.compact
   def __call__(self, x: jax.Array, masks: EdgeMasks | None):
@@ -90,6 +92,7 @@ class Cell(nn.Module):
             self.ghost,
             self.train,
             self.execution,
+            self.impl,
             name=f'edge_{i}_{j}',
         )(nodes[i], None if masks is None else masks.ops[..., e, :])
     return nodes[-1], None
@@ -101,12 +104,14 @@ class ResidualReduction(nn.Module):
   features: int
   ghost: bool
   train: bool
+  impl: str = 'auto'  # config.model.kernels.
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = ReLUConvBN(self.features, self.ghost, strides=2, name='conv_a')(x, self.train)
-    y = ReLUConvBN(self.features, self.ghost, name='conv_b')(y, self.train)
-    return Conv(self.features, name='shortcut')(kernels.avg_pool2x2(x)) + y
+    conv = functools.partial(ReLUConvBN, self.features, self.ghost, impl=self.impl)
+    y = conv(strides=2, name='conv_a')(x, self.train)
+    y = conv(name='conv_b')(y, self.train)
+    return Conv(self.features, impl=self.impl, name='shortcut')(kernels.avg_pool2x2(x)) + y
 
 
 class Network(nn.Module):
@@ -126,14 +131,21 @@ class Network(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, masks: EdgeMasks | None = None, train: bool = True):
     spec = self.spec
-    x = skeleton.STEMS[spec.stem](spec.filters, self.ghost, train, name='stem')(x)
+    x = skeleton.STEMS[spec.stem](spec.filters, self.ghost, train, spec.kernels, name='stem')(x)
     for s in range(spec.num_stacks):
       channels = spec.stack_filters(s)
       if s:
-        x = ResidualReduction(channels, self.ghost, train, name=f'reduce_{s}')(x)
+        x = ResidualReduction(channels, self.ghost, train, spec.kernels, name=f'reduce_{s}')(x)
       cells = skeleton.stack(Cell, spec.cells_per_stack)
       x, _ = cells(
-          self.space, channels, self.ghost, train, self.arch, self.execution, name=f'stack_{s}'
+          self.space,
+          channels,
+          self.ghost,
+          train,
+          self.arch,
+          self.execution,
+          spec.kernels,
+          name=f'stack_{s}',
       )(x, masks)
     return skeleton.head(x, spec.num_classes, self.ghost, train)
 

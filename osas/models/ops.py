@@ -42,12 +42,13 @@ class Conv(nn.Module):
   features: int
   kernel_size: tuple[int, int] = (1, 1)
   strides: int = 1  # Above 1: padding k // 2 on every side (kernels.conv2d).
+  impl: str = 'auto'  # config.model.kernels (kernels.resolve_impl).
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param('kernel', conv_init, (*self.kernel_size, x.shape[-1], self.features))
     x, kernel = nn.dtypes.promote_dtype(x, kernel)
-    return kernels.conv2d(x, kernel, self.strides)
+    return kernels.conv2d(x, kernel, self.strides, self.impl)
 
 
 class Op(nn.Module):
@@ -55,13 +56,13 @@ class Op(nn.Module):
 
   channels: int
   ghost: bool = True
-  impl: str = 'auto'  # Depthwise kernel implementation (see kernels.resolve_impl).
+  impl: str = 'auto'  # config.model.kernels (kernels.resolve_impl).
 
   def norm_relu(self, x: jax.Array, train: bool, name: str = 'bn') -> jax.Array:
     return ReLU()(BatchNorm(track_running_stats=not self.ghost, name=name)(x, train))
 
   def conv(self, x: jax.Array, kernel_size: tuple[int, int], name: str) -> jax.Array:
-    return Conv(self.channels, kernel_size, name=name)(x)
+    return Conv(self.channels, kernel_size, impl=self.impl, name=name)(x)
 
 
 class Identity(Op):
@@ -73,7 +74,7 @@ class Identity(Op):
 class MaxPool(Op):
 
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    return kernels.max_pool3x3(x)
+    return kernels.max_pool3x3(x, self.impl)
 
 
 class AvgPool(Op):
@@ -93,7 +94,7 @@ class SepConvPair(Op):
     for unit in range(2):
       x = self.norm_relu(x, train, name=f'bn_{unit}')
       depthwise = self.param(f'depthwise_{unit}', conv_init, (k, k, self.channels))
-      x = kernels.depthwise_conv(x, depthwise, kernels.resolve_impl(self.impl))
+      x = kernels.depthwise_conv(x, depthwise, self.impl)
       x = self.conv(x, (1, 1), name=f'pointwise_{unit}')
     return x
 
@@ -120,7 +121,7 @@ class ReLUConvBN(Op):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     k = self.kernel_size
-    x = Conv(self.channels, (k, k), self.strides, name='conv')(ReLU()(x))
+    x = Conv(self.channels, (k, k), self.strides, self.impl, name='conv')(ReLU()(x))
     return BatchNorm(track_running_stats=not self.ghost, name='bn')(x, train)
 
 

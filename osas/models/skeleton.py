@@ -24,7 +24,7 @@ class ModelSpec:
   num_stacks: int = 3
   cells_per_stack: int = 2
   stem: str = 'cifar'  # A key of STEMS.
-  depthwise_impl: str = 'auto'  # 'auto' | 'shifted' | 'native' (kernels.resolve_impl).
+  kernels: str = 'auto'  # 'auto' | 'cpu' | 'native' convs and pools (kernels.resolve_impl).
 
   def __post_init__(self):
     for field in ('num_classes', 'filters', 'num_stacks', 'cells_per_stack'):
@@ -32,7 +32,7 @@ class ModelSpec:
         raise ValueError(f'config.model.{field} must be positive, got {getattr(self, field)}')
     if self.stem not in STEMS:
       raise ValueError(f"config.model.stem: unknown {self.stem!r}; known: {', '.join(STEMS)}")
-    kernels.resolve_impl(self.depthwise_impl)
+    kernels.resolve_impl(self.kernels)
 
   @classmethod
   def from_config(cls, model_config, num_classes: int) -> ModelSpec:
@@ -51,10 +51,11 @@ class CifarStem(nn.Module):
   features: int
   ghost: bool
   train: bool
+  impl: str = 'auto'  # config.model.kernels.
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = Conv(self.features, (3, 3), name='conv')(x)
+    x = Conv(self.features, (3, 3), impl=self.impl, name='conv')(x)
     return BatchNorm(not self.ghost, name='bn')(x, self.train)
 
 
@@ -64,6 +65,7 @@ class ImageNetStem(nn.Module):
   features: int
   ghost: bool
   train: bool
+  impl: str = 'auto'  # Unused: XLA's strided convolutions, once per image, on any backend.
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
