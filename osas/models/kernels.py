@@ -164,7 +164,7 @@ def _columns(x: jax.Array, kh: int, kw: int, strides: int = 1) -> jax.Array:
 
 
 def _matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """X [..., Cin] @ kernel [Cin, Cout], flattened to 2-D first.
+  """The product of x [..., Cin] and kernel [Cin, Cout], with x flattened to 2-D first.
 
   Flattened so that autodiff's kernel gradient contracts one axis: contracting several,
   XLA:CPU picks a matmul that wants x transposed and fuses x's producers (a depthwise

@@ -34,9 +34,10 @@ class ReLU(nn.Module):
 
 
 class Conv(nn.Module):
-  """nn.Conv's stride-1 'SAME' bias-free case (same `kernel`), on kernels.conv2d.
+  """A bias-free convolution on kernels.conv2d, with nn.Conv's `kernel` parameter.
 
-  Kernel sizes must be odd; kernels.conv2d says why this beats nn.Conv on XLA:CPU.
+  Stride 1 is nn.Conv's 'SAME'; stride s pads k // 2 on every side. Kernel sizes must be
+  odd; kernels.conv2d says why this beats nn.Conv on XLA:CPU.
   """
 
   features: int
