@@ -5,6 +5,7 @@ from absl.testing import parameterized
 import jax
 from jax import lax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
 import numpy as np
 
@@ -176,6 +177,26 @@ class BackendChoiceTest(parameterized.TestCase):
     x = _tie_free(0, (2, 3, 6, 5, 4))
     pool = lambda impl: lambda a: kernels.max_pool3x3(a, impl)
     _assert_all_close(_value_and_grads(pool('cpu'), x), _value_and_grads(pool('native'), x))
+
+
+class ShardMapTest(absltest.TestCase):
+  """The custom-gradient kernels inside shard_map, kernels replicated and x per device."""
+
+  def test_gradients_equal_outside_shard_map(self):
+    mesh = jax.make_mesh((1,), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
+    x = _normal(0, (2, 6, 6, 3))
+    for conv, kernel in (
+        (lambda a, k: kernels.depthwise_conv(a, k, 'cpu'), _normal(1, (3, 3, 3))),
+        (lambda a, k: kernels.conv2d(a, k, 1, 'cpu'), _normal(2, (3, 3, 3, 4))),
+    ):
+      loss = lambda k, a, conv=conv: jnp.sum(jnp.sin(conv(a, k)))
+      inside = jax.shard_map(
+          jax.grad(lambda k, a, loss=loss: jax.lax.psum(loss(k, a), 'data')),
+          mesh=mesh,
+          in_specs=(P(), P('data')),
+          out_specs=P(),
+      )
+      np.testing.assert_allclose(inside(kernel, x), jax.grad(loss)(kernel, x), rtol=1e-5)
 
 
 class PoolTest(parameterized.TestCase):
