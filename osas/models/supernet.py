@@ -55,8 +55,8 @@ class Supernet(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array, masks: Any, num_ghosts: int | None = None):
-    if masks is not None:
-      num_ghosts = ghost_axis(self.space, masks) or num_ghosts
+    per_ghost = None if masks is None else ghost_axis(self.space, masks)
+    num_ghosts = per_ghost or num_ghosts
     num_ghosts = num_ghosts or 1
     batch = images.shape[0]
     if batch % num_ghosts:
@@ -65,8 +65,7 @@ class Supernet(nn.Module):
     network = registry.of(self.space).network(
         self.space, self.spec, ghost=True, execution=self.execution, name='net'
     )
-    ghosted = masks is not None and ghost_axis(self.space, masks) is not None
-    if self.execution == 'skip' and ghosted and not self.is_initializing():
+    if self.execution == 'skip' and per_ghost is not None and not self.is_initializing():
       # The same parameters ('net/...') for every ghost batch; their gradients add up.
       one_ghost = lambda net, carry, xs: (carry, net(xs[0][None], xs[1])[0])
       scan = nn.scan(one_ghost, variable_broadcast='params', split_rngs={'params': False})
