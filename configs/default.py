@@ -77,8 +77,20 @@ def get_config(arg=None):
   config.supernet.num_probes = 4  # Random archs watched while training (plus all-on).
 
   config.search = ml_collections.ConfigDict()
-  config.search.strategy = 'random'  # 'random' | 'all' (every cell: at most num_candidates).
-  config.search.num_candidates = 20_000  # K, distinct cells (the paper: 20,000).
+  # 'random' | 'all' (every cell: at most num_candidates) | 'evolution' (SPOS's).
+  config.search.strategy = 'random'
+  config.search.num_candidates = 20_000  # K, distinct cells of 'random' (the paper: 20,000).
+  # Every strategy proposes only cells whose stand-alone model at config.retrain.filters
+  # (osas.models.cost) has at most this many parameters / FLOPs (multiply-adds); 0: no limit.
+  config.search.max_params = 0
+  config.search.max_flops = 0
+  # Strategy 'evolution': Single Path One-Shot's search (Guo et al. 2020) and its defaults.
+  config.search.evolution = ml_collections.ConfigDict()
+  config.search.evolution.population = 50  # Cells per generation, the first drawn at random.
+  config.search.evolution.iterations = 20  # Generations scored: population x iterations cells.
+  config.search.evolution.top_k = 10  # Parents: the best top_k of all cells scored so far.
+  config.search.evolution.mutation_prob = 0.1  # A mutant redraws each gene with this chance.
+  config.search.evolution.crossover = 0.5  # Share of a generation from crossover; rest mutation.
   config.search.evaluator = 'auto'  # 'vmap' | 'skip' | 'auto' (the faster on the platform).
   config.search.chunk_size = 0  # M: candidates per compiled call, all devices; 0: what fits.
   config.search.batch_size = 1024  # Validation images per call, in ghost batches.

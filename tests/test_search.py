@@ -21,6 +21,7 @@ from osas import parallel
 from osas import workdir as workdir_lib
 from osas.models import ModelSpec
 from osas.models import Supernet
+from osas.models.cost import cost
 from osas.models.initialize import init_variables
 from osas.search import memory
 from osas.search import results
@@ -272,6 +273,33 @@ class SearchStageTest(parameterized.TestCase):
       main.run(config, killed)
       with open(os.path.join(killed, 'search', 'candidates.jsonl')) as f:
         self.assertEqual(f.readlines(), lines, cut)
+
+  def test_evolution_within_a_limit_saves_each_generation(self):
+    config = helpers.tiny(stages=('search',), **{'search.strategy': 'evolution'})
+    for field, value in dict(population=4, iterations=2, top_k=2).items():
+      config.search.evolution[field] = value
+    # Stand-alone models at config.retrain.filters on the digits' 8x8x1 images, 10 classes.
+    spec = ModelSpec.from_config({**config.model, 'filters': config.retrain.filters}, 10)
+    params = lambda arch: cost(SPACE, spec, arch, (8, 8, 1)).params
+    drawn = strategies.random_archs(SPACE, 1, 64)
+    config.search.max_params = int(np.median([params(a) for a in drawn]))
+    workdir = self._copy('evolution')
+    main.run(config, workdir)
+    records = results.read(os.path.join(workdir, 'search', 'candidates.jsonl'))
+    state = workdir_lib.read_json(workdir, 'search', 'evolution.json')
+    self.assertEqual(state['generations_done'], 2)
+    self.assertEqual([r['arch'] for r in records], [a for g in state['history'] for a in g])
+    self.assertLen({r['arch'] for r in records}, 8)
+    for record in records:
+      self.assertLessEqual(record['params'], config.search.max_params)
+      self.assertEqual(record['params'], params(SPACE.parse(record['arch'])))
+    selected = workdir_lib.read_json(workdir, 'search', 'selection.json')
+    limits = {'max_params': config.search.max_params, 'max_flops': None}
+    self.assertEqual(selected['limits'], limits)
+    # Resumed with every generation scored: nothing is scored again, nothing changes.
+    before = helpers.snapshot(os.path.join(workdir, 'search'))
+    main.run(config, workdir)
+    self.assertEqual(helpers.snapshot(os.path.join(workdir, 'search')), before)
 
   def test_search_before_training_is_refused(self):
     workdir = self.create_tempdir().full_path

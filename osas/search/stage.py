@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import time
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 import jax
@@ -20,6 +22,7 @@ from osas.models import ModelSpec
 from osas.models import Supernet
 from osas.models.cost import cost
 from osas.models.initialize import init_variables
+from osas.search import limits as limits_lib
 from osas.search import memory
 from osas.search import ranking
 from osas.search import results
@@ -120,20 +123,18 @@ def run(config, workdir: str, mesh) -> None:
       {**dict(config.model), 'filters': config.retrain.filters}, num_classes
   )
   path = workdir_lib.path(workdir, 'search', 'candidates.jsonl')
-  scored = {r['arch'] for r in results.read(path, repair=True)}
-  candidates = strategies.get_strategy(section.strategy)(
-      space, config.seed + 3, section.num_candidates
+  known = {r['arch']: r for r in results.read(path, repair=True)}
+  # Limits, evolution and the records all ask for a cell's cost; count each cell once.
+  cost_of = functools.lru_cache(maxsize=None)(
+      lambda arch: cost(space, retrain_spec, arch, image_shape)
   )
-  todo = [a for a in candidates if a.to_string() not in scored]
-  logging.info(
-      'search: %d candidates, %d scored before, %d to score',
-      len(candidates),
-      len(candidates) - len(todo),
-      len(todo),
-  )
-  if todo:
-    _score(todo, params, config, space, spec, retrain_spec, image_shape, path, mesh)
-  records = results.read(path)
+  limits = limits_lib.Limits.from_config(section, cost_of)
+  strategy = strategies.build(space, config.seed + 3, section, limits)
+  scorer = _Scorer(config, space, spec, params, path, mesh, cost_of)
+  save = functools.partial(workdir_lib.write_json, workdir, 'search', f'{section.strategy}.json')
+  run_rounds(strategy, known, scorer.score, lambda state: save(obj=state))
+  # Records of an earlier search in this workdir may lie outside the limits.
+  records = [r for r in results.read(path) if limits.admits_record(r)]
   all_on = space.all_on_arch()  # None where the space has no All-On arch.
   groups = selection.select(
       records,
@@ -146,9 +147,49 @@ def run(config, workdir: str, mesh) -> None:
       workdir,
       'search',
       'selection.json',
-      obj={'groups': groups, 'num_scored': len(records), 'rank_by': section.rank_by},
+      obj={
+          'groups': groups,
+          'num_scored': len(records),
+          'rank_by': section.rank_by,
+          'limits': limits.to_json(),
+      },
   )
   logging.info('search: selected %s', {k: len(v) for k, v in groups.items()})
+
+
+def run_rounds(
+    strategy: strategies.Strategy,
+    known: dict[str, dict[str, Any]],
+    score: Callable[[list[Any]], list[dict[str, Any]]],
+    save: Callable[[dict[str, Any]], None],
+) -> None:
+  """Runs `strategy` round by round until it proposes nothing.
+
+  `known` maps arch strings to the records scored so far (those of candidates.jsonl when
+  resuming); `score` scores and saves the rest and returns their records. The strategy
+  sees every round's records, and `save` its state after each round. A resumed search
+  replays the finished rounds from `known` without scoring, so it ends where an
+  uninterrupted one does.
+  """
+  for round_ in itertools.count():
+    candidates = strategy.propose()
+    if not candidates:
+      return
+    if round_:  # Between rounds; poll 0: each process asks the others (rounds are long).
+      preemption.stop_if_requested(f'search: {round_} rounds scored and saved')
+    todo = [a for a in candidates if a.to_string() not in known]
+    logging.info(
+        'search: round %d: %d candidates, %d scored before, %d to score',
+        round_,
+        len(candidates),
+        len(candidates) - len(todo),
+        len(todo),
+    )
+    if todo:
+      known.update((r['arch'], r) for r in score(todo))
+    strategy.observe([known[a.to_string()] for a in candidates])
+    if (state := strategy.state()) is not None:
+      save(state)
 
 
 def _evaluator(config, space, spec, mesh, chunk_size: int) -> Evaluator:
@@ -161,6 +202,19 @@ def _evaluator(config, space, spec, mesh, chunk_size: int) -> Evaluator:
       ghost_batch_size=config.supernet.ghost_batch_size,
       zero_cost_names=config.search.zero_cost,
   )
+
+
+def _kl_inputs(config, space, spec, mesh, params):
+  """(images, reference logits) of the label-free KL score; None when it is off."""
+  section = config.search
+  if not section.kl_examples:
+    return None
+  train = data.get_split(
+      config.data, 'train', global_batch_size=section.kl_examples, train=False, seed=config.seed
+  )
+  images = parallel.global_batch(train.batch(0)['image'], mesh)
+  reference = _evaluator(config, space, spec, mesh, mesh.devices.size).reference(params, images)
+  return images, reference
 
 
 def _zero_cost_inputs(config, space, spec, mesh):
@@ -223,17 +277,9 @@ def _classes(todo: list[Any], space, per_class: bool) -> list[list[Any]]:
   return list(groups.values())
 
 
-def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, mesh) -> None:
-  """Scores `todo` chunk by chunk, appending each finished chunk to the candidates file.
-
-  With config.search.per_class, one cell of each isomorphism class is scored and its
-  scores are written for every cell of the class (`same_as` names it).
-  """
+def _valid_batches(config, mesh) -> list[tuple[Any, Any]]:
+  """The (images, labels) every candidate is scored on: config.search.num_batches of them."""
   section = config.search
-  started = time.time()
-  classes = _classes(todo, space, section.per_class)
-  if len(classes) < len(todo):
-    logging.info('search: %d cells in %d isomorphism classes', len(todo), len(classes))
   valid = data.get_split(
       config.data, 'valid', global_batch_size=section.batch_size, train=False, seed=config.seed
   )
@@ -245,51 +291,89 @@ def _score(todo, params, config, space, spec, retrain_spec, image_shape, path, m
     batches.append((arrays['image'], arrays['label']))
   if not batches:  # Before any compile: the evaluator's memory check needs a batch.
     raise ValueError(f'search: {NO_BATCH}={section.batch_size}')
-  kl_inputs = None
-  if section.kl_examples:
-    train = data.get_split(
-        config.data, 'train', global_batch_size=section.kl_examples, train=False, seed=config.seed
+  return batches
+
+
+class _Scorer:
+  """Scores rounds of candidates chunk by chunk, appending each finished chunk to `path`.
+
+  Set up on the first round with something to score: its validation batches, KL and
+  zero-cost inputs and compiled evaluator serve every later round. With
+  config.search.per_class, one cell of each isomorphism class is scored and its scores
+  are written for every cell of the class (`same_as` names it).
+  """
+
+  def __init__(self, config, space, spec, params, path: str, mesh, cost_of):
+    self.config, self.space, self.spec, self.params = config, space, spec, params
+    self.path, self.mesh, self.cost_of = path, mesh, cost_of
+    self.inputs = None  # (evaluator, batches, kl_inputs, zero_cost_inputs) once set up.
+
+  def _setup(self, num_classes: int) -> None:
+    config, space, spec, mesh = self.config, self.space, self.spec, self.mesh
+    batches = _valid_batches(config, mesh)
+    kl_inputs = _kl_inputs(config, space, spec, mesh, self.params)
+    zero_cost_inputs = _zero_cost_inputs(config, space, spec, mesh)
+    evaluator = _fitting_evaluator(
+        config,
+        space,
+        spec,
+        mesh,
+        self.params,
+        batches[0],
+        kl_inputs,
+        zero_cost_inputs,
+        num_classes,
     )
-    images = parallel.global_batch(train.batch(0)['image'], mesh)
-    reference = _evaluator(config, space, spec, mesh, mesh.devices.size).reference(params, images)
-    kl_inputs = (images, reference)
-  zero_cost_inputs = _zero_cost_inputs(config, space, spec, mesh)
-  evaluator = _fitting_evaluator(
-      config, space, spec, mesh, params, batches[0], kl_inputs, zero_cost_inputs, len(classes)
-  )
-  size = evaluator.chunk_size
-  chunks = [classes[i : i + size] for i in range(0, len(classes), size)]
-  progress = metric_logs.Progress(
-      len(chunks), examples_per_step=size, name='search', unit='candidates'
-  )
-  for n, chunk in enumerate(chunks, 1):
-    scores = evaluator.score(
-        params, batches, space.encode_batch([c[0] for c in chunk]), kl_inputs, zero_cost_inputs
-    )
+    self.inputs = evaluator, batches, kl_inputs, zero_cost_inputs
+
+  def _records(self, members: list[Any], scores: dict[str, Any], i: int) -> list[dict[str, Any]]:
+    """The records of one isomorphism class, scored as its first member (row `i`)."""
     records = []
-    for i, members in enumerate(chunk):
-      for arch in members:
-        params_count, flops = cost(space, retrain_spec, arch, image_shape)
-        records.append(
-            {
-                'arch': arch.to_string(),
-                'kl': None,
-                'params': params_count,
-                'flops': flops,
-                **{k: float(v[i]) for k, v in scores.items()},
-                **({} if arch is members[0] else {results.SAME_AS: members[0].to_string()}),
-            }
-        )
-    results.append(path, records)
-    progress.update(n)
-    if n < len(chunks):
-      preemption.stop_if_requested(f'search: {n} of {len(chunks)} chunks scored and saved', n)
-  logging.info(
-      'search: scored %d candidates (%d distinct) in %.1f s (compiles included) with the %s '
-      'evaluator (%d compiles)',
-      len(todo),
-      len(classes),
-      time.time() - started,
-      evaluator.mode,
-      evaluator.compilations(),
-  )
+    for arch in members:
+      params_count, flops = self.cost_of(arch)
+      records.append(
+          {
+              'arch': arch.to_string(),
+              'kl': None,
+              'params': params_count,
+              'flops': flops,
+              **{k: float(v[i]) for k, v in scores.items()},
+              **({} if arch is members[0] else {results.SAME_AS: members[0].to_string()}),
+          }
+      )
+    return records
+
+  def score(self, todo: list[Any]) -> list[dict[str, Any]]:
+    """Scores `todo`, saving each chunk as it finishes; the records written, in order."""
+    started = time.time()
+    classes = _classes(todo, self.space, self.config.search.per_class)
+    if len(classes) < len(todo):
+      logging.info('search: %d cells in %d isomorphism classes', len(todo), len(classes))
+    if self.inputs is None:
+      self._setup(len(classes))
+    evaluator, batches, kl_inputs, zero_cost_inputs = self.inputs
+    size = evaluator.chunk_size
+    chunks = [classes[i : i + size] for i in range(0, len(classes), size)]
+    progress = metric_logs.Progress(
+        len(chunks), examples_per_step=size, name='search', unit='candidates'
+    )
+    written = []
+    for n, chunk in enumerate(chunks, 1):
+      masks = self.space.encode_batch([c[0] for c in chunk])
+      scores = evaluator.score(self.params, batches, masks, kl_inputs, zero_cost_inputs)
+      records = [r for i, members in enumerate(chunk) for r in self._records(members, scores, i)]
+      results.append(self.path, records)
+      written += records
+      progress.update(n)
+      if n < len(chunks):
+        preemption.stop_if_requested(f'search: {n} of {len(chunks)} chunks scored and saved', n)
+    logging.info(
+        'search: scored %d candidates (%d distinct) in %.1f s (compiles included) with the %s '
+        'evaluator (%d compiles)',
+        len(todo),
+        len(classes),
+        time.time() - started,
+        evaluator.mode,
+        evaluator.compilations(),
+    )
+    return written

@@ -1,27 +1,50 @@
-"""Strategies that propose the candidates to score, chosen by `config.search.strategy`."""
+"""Strategies that propose the candidates to score, chosen by `config.search.strategy`.
+
+A strategy proposes candidates round by round and is shown each round's scores before it
+proposes the next: 'random' and 'all' know theirs up front (one round), 'evolution'
+breeds each generation from the scores of the ones before.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
-import jax
+from absl import logging
+
+from osas.search import evolution
+from osas.search import limits as limits_lib
+from osas.search.sampling import random_archs
+
+__all__ = ['random_archs', 'all_archs', 'Strategy', 'build', 'check', 'get_strategy']
 
 
-def random_archs(space, seed: int, num_candidates: int) -> list[Any]:
-  """The paper's strategy: `num_candidates` distinct cells drawn uniformly from the space.
+class Strategy(Protocol):
 
-  Deterministic in the seed, so a resumed search proposes the same candidates in the same
-  order. Stops early when the space has fewer cells than asked for.
-  """
-  wanted = min(num_candidates, space.size)
-  archs: dict[Any, None] = {}
-  key = jax.random.key(seed)
-  while len(archs) < wanted:
-    key, draw = jax.random.split(key)
-    for arch in space.decode_batch(space.sample_masks(draw, max(wanted - len(archs), 64))):
-      if len(archs) < wanted:
-        archs.setdefault(arch)
-  return list(archs)
+  def propose(self) -> list[Any]:
+    """The next round's candidates (valid, distinct, within the limits); [] when done."""
+
+  def observe(self, records: list[dict[str, Any]]) -> None:
+    """The candidates.jsonl records of the round `propose` gave, in its order."""
+
+  def state(self) -> dict[str, Any] | None:
+    """What DIR/search/<strategy>.json holds after each round; None: nothing to save."""
+
+
+class OneRound:
+  """A strategy whose candidates are known up front: one round, then done."""
+
+  def __init__(self, candidates: list[Any]):
+    self._candidates = candidates
+
+  def propose(self) -> list[Any]:
+    candidates, self._candidates = self._candidates, []
+    return candidates
+
+  def observe(self, records: list[dict[str, Any]]) -> None:
+    del records  # Nothing here depends on the scores.
+
+  def state(self) -> None:
+    return None
 
 
 def all_archs(space, seed: int, num_candidates: int) -> list[Any]:
@@ -30,21 +53,52 @@ def all_archs(space, seed: int, num_candidates: int) -> list[Any]:
   return list(space.enumerate())
 
 
-STRATEGIES: dict[str, Callable[[Any, int, int], list[Any]]] = {
-    'random': random_archs,
-    'all': all_archs,
+def _one_round(draw: Callable[..., list[Any]], what: str) -> Callable[..., OneRound]:
+  """The strategy of `draw(space, seed, num_candidates, admits)`: one round within the limits."""
+
+  def build_one_round(space, seed: int, section, limits: limits_lib.Limits) -> OneRound:
+    admits = limits.admits if limits.active else None
+    candidates = draw(space, seed, section.num_candidates, admits)
+    if limits.active and not candidates:
+      raise limits.nothing_admitted(what)
+    if limits.active and len(candidates) < min(section.num_candidates, space.size):
+      logging.warning(
+          'search: the limits %s admit %d candidates, fewer than config.search.num_candidates',
+          limits.to_json(),
+          len(candidates),
+      )
+    return OneRound(candidates)
+
+  return build_one_round
+
+
+def _all_within(space, seed: int, num_candidates: int, admits=None) -> list[Any]:
+  return [a for a in all_archs(space, seed, num_candidates) if admits is None or admits(a)]
+
+
+STRATEGIES: dict[str, Callable[..., Strategy]] = {
+    'random': _one_round(random_archs, 'the random cells drawn'),
+    'all': _one_round(_all_within, 'the cells of the space'),
+    'evolution': evolution.Evolution,
 }
 
 
-def get_strategy(name: str) -> Callable[[Any, int, int], list[Any]]:
+def get_strategy(name: str) -> Callable[..., Strategy]:
+  """The factory `(space, seed, config.search, limits) -> Strategy` of a strategy name."""
   if name not in STRATEGIES:
     raise ValueError(f"config.search.strategy: unknown {name!r}; known: {', '.join(STRATEGIES)}")
   return STRATEGIES[name]
 
 
+def build(space, seed: int, section, limits: limits_lib.Limits) -> Strategy:
+  """The strategy config.search.strategy names, proposing cells within `limits`."""
+  return get_strategy(section.strategy)(space, seed, section, limits)
+
+
 def check(section, space) -> None:
   """ValueError naming the field when config.search's strategy cannot work in `space`."""
   get_strategy(section.strategy)
+  limits_lib.check(section)
   # num_candidates bounds the work either way: 'all' must not start enumerating billions.
   if section.strategy == 'all' and space.size > section.num_candidates:
     raise ValueError(
@@ -52,3 +106,5 @@ def check(section, space) -> None:
         f'{space.name}, more than config.search.num_candidates='
         f'{section.num_candidates}; raise it or use the random strategy'
     )
+  if section.strategy == 'evolution':
+    evolution.check(section.evolution)
