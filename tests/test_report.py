@@ -155,6 +155,17 @@ class ReportTest(WorkdirTestCase):
     # Among a few retrained archs a top-k share says nothing of the pool: no column.
     self.assertIsNone(summary['rankings']['top_k'])
 
+  def test_limits_and_the_cost_of_the_selection(self):
+    root = self.workdir()
+    with open(os.path.join(root, 'search', 'selection.json'), 'w') as f:
+      json.dump({'groups': GROUPS, 'limits': {'max_params': 5000, 'max_flops': None}}, f)
+    summary, md = self.run_report(root, figures=False)
+    self.assertEqual(summary['selected_cost'], {'n': 5, 'params': [1000, 5000], 'flops': [10, 50]})
+    self.assertIn('params at most 5.0K, FLOPs no limit', md)
+    self.assertIn('The 5 selected archs that were scored: params 1.0K to 5.0K, FLOPs 10 to 50', md)
+    _, md = self.run_report(self.workdir(), figures=False)  # No limits recorded: none.
+    self.assertIn('params no limit, FLOPs no limit', md)
+
   def test_nothing_retrained(self):
     root = self.workdir(results=None)
     summary, md = self.run_report(root, figures=False)

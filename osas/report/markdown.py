@@ -89,6 +89,23 @@ def _best(summary: dict[str, Any]) -> list[str]:
   return lines or ['- None yet: nothing scored or retrained.']
 
 
+def _limits(summary: dict[str, Any]) -> list[str]:
+  """The search's cost limits and the cost range of the selected archs."""
+  limits, cost = summary.get('search_limits') or {}, summary.get('selected_cost') or {}
+  bound = lambda field: f'at most {_count(limits[field])}' if limits.get(field) else 'no limit'
+  span = lambda key: 'unknown' if not cost[key] else ' to '.join(map(_count, cost[key]))
+  lines = [
+      '- Limits on the stand-alone model (config.search.max_params / max_flops): '
+      f"params {bound('max_params')}, FLOPs {bound('max_flops')}"
+  ]
+  if cost.get('n'):
+    lines.append(
+        f"- The {cost['n']} selected archs that were scored: params {span('params')}, "
+        f"FLOPs {span('flops')}"
+    )
+  return ['\n'.join(lines)]
+
+
 def _ground_truth(truth: dict[str, Any]) -> list[str]:
   """The one-shot ranking against the table: correlation, precision@k, picks vs random."""
   top, rand, first, n = (truth[k] for k in ('one_shot_top', 'random', 'one_shot_top1', 'joined'))
@@ -122,6 +139,7 @@ def render(summary: dict[str, Any]) -> str:
   missing = '\n'.join(f'- {note}' for note in summary['missing'])
   sections = {  # Each section's paragraphs; empty ones are left out.
       'Missing': [missing] if missing else [],
+      'Search limits': _limits(summary),
       'Groups (Table 1)': [
           'Mean ± sample std. Params and stand-alone accuracy: over the retrained archs; '
           'one-shot accuracy: over the selected archs that were scored.',

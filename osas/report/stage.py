@@ -137,10 +137,12 @@ def build_summary(
     results: Sequence[dict[str, Any]],
     accuracy_key: str,
     truth: dict[str, Any] | None = None,
+    limits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
   """summary.json's object, less 'figures': counts, Table 1, correlations, best archs.
 
-  `truth` is the ground-truth comparison (None when off or nothing is scored).
+  `truth` is the ground-truth comparison (None when off or nothing is scored); `limits`
+  the search's config.search.max_params / max_flops (None: none recorded).
   """
   scored = {c['arch'] for c in candidates}
   return {
@@ -161,6 +163,8 @@ def build_summary(
       'best_candidate': tables.best_candidate(candidates),
       'best_retrained': tables.best_retrained(results, accuracy_key, candidates),
       'ground_truth': truth,
+      'search_limits': limits or {},
+      'selected_cost': tables.selected_cost(groups, candidates),
   }
 
 
@@ -192,7 +196,9 @@ def run(config, workdir: str, mesh) -> None:
         section.ground_truth_accuracy_column,
         **options,
     )
-  summary = build_summary(candidates, groups, results, section.accuracy_key, truth)
+  summary = build_summary(
+      candidates, groups, results, section.accuracy_key, truth, selection.get('limits')
+  )
   by_arch = {c['arch']: c for c in candidates}
   retrained = [
       (by_arch[r['arch']], r[section.accuracy_key])

@@ -213,3 +213,16 @@ def best_retrained(
       'accuracy': best[accuracy_key],
       'one_shot_accuracy': one_shot.get(best['arch']),
   }
+
+
+def selected_cost(
+    groups: dict[str, list[str]], candidates: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+  """[smallest, largest] stand-alone params and FLOPs of the selected archs that were scored."""
+  by_arch = {c['arch']: c for c in candidates}
+  chosen = [by_arch[a] for a in {a for archs in groups.values() for a in archs} if a in by_arch]
+  cost: dict[str, Any] = {'n': len(chosen)}
+  for key in ('params', 'flops'):
+    values = [c[key] for c in chosen if is_number(c.get(key))]
+    cost[key] = [min(values), max(values)] if values else None
+  return cost
