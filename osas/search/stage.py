@@ -151,7 +151,8 @@ def run(config, workdir: str, mesh) -> None:
           'groups': groups,
           'num_scored': len(records),
           'rank_by': section.rank_by,
-          'limits': limits.to_json(),
+          # Only when set: a search without limits writes what it always wrote.
+          **({'limits': limits.to_json()} if limits.active else {}),
       },
   )
   logging.info('search: selected %s', {k: len(v) for k, v in groups.items()})
