@@ -97,6 +97,13 @@ def get_config(arg=None):
   config.search.num_batches = 0  # Validation batches per candidate; 0: the whole split.
   config.search.kl_examples = 64  # Training images for the label-free KL score; 0: off.
   config.search.checkpoint_step = 0  # One-shot weights: 0 the newest; N at or before N.
+  # Batch norm of the one-shot scores: 'ghost' (each held-out ghost batch's statistics, as
+  # in training: the paper) or 'recalibrate' (each candidate's statistics on training
+  # images first, then fixed: Single Path One-Shot's).
+  config.search.bn = 'ghost'
+  # A multiple of batch_size. SPOS used 20,000 ImageNet images; 1,024 CIFAR images give
+  # each channel's mean over a million pixels, at the cost of scoring 1,024 images.
+  config.search.recalibration_images = 1024
   # Score one cell per isomorphism class and copy its scores to the class (nasbench201).
   config.search.per_class = False
   # Zero-cost scores of each candidate on a freshly initialised supernet, from names in

@@ -14,7 +14,8 @@ class BatchNorm(nn.Module):
   given and holds no running averages: this is the one-shot model's ghost batch norm,
   in training and evaluation alike. Its input is [..., B, H, W, C] (or [..., B, C]),
   and each index of the leading axes is a separate ghost batch with its own statistics
-  over (B, H, W). With running averages it is ordinary batch norm (stand-alone).
+  over (B, H, W). With running averages it is ordinary batch norm (stand-alone). A
+  search may recalibrate ghost batch norm: then it normalises by given statistics.
   """
 
   track_running_stats: bool = True
@@ -32,12 +33,21 @@ class BatchNorm(nn.Module):
     if self.track_running_stats:
       ra_mean = self.variable('batch_stats', 'mean', jnp.zeros, (features,))
       ra_var = self.variable('batch_stats', 'var', jnp.ones, (features,))
+    # A search's BN recalibration (osas.search.evaluator): with batch_stats mutable, ghost BN
+    # stores its statistics averaged over the ghost batches; given them, it normalises by them.
+    ghost = not self.track_running_stats and not self.is_initializing()
+    recalibrating = ghost and self.is_mutable_collection('batch_stats')
     if self.track_running_stats and not train:
       mean, var = ra_mean.value, ra_var.value
+    elif ghost and not recalibrating and self.has_variable('batch_stats', 'mean'):
+      mean, var = self.get_variable('batch_stats', 'mean'), self.get_variable('batch_stats', 'var')
     else:
       mean = jnp.mean(x, axes, keepdims=True)
       var = jnp.mean(jnp.square(x - mean), axes, keepdims=True)  # Two-pass: exact for tiny ghosts.
       if self.track_running_stats and not self.is_initializing():
         ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean.reshape(-1)
         ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var.reshape(-1)
+      if recalibrating:
+        self.put_variable('batch_stats', 'mean', mean.reshape(-1, features).mean(0))
+        self.put_variable('batch_stats', 'var', var.reshape(-1, features).mean(0))
     return (x - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias

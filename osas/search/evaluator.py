@@ -5,7 +5,8 @@ Two ways to run a chunk of M candidates on a batch, both inside one compiled pro
 maps over the candidates one after another (`lax.map`) and runs each path under a
 `lax.cond` on its mask bit, so a candidate costs about its own stand-alone FLOPs. On
 several devices the chunk is split across them (`shard_map` over the data axis) and
-every device sees the whole batch. Batch norm uses ghost-batch statistics, as in training.
+every device sees the whole batch. Batch norm uses ghost-batch statistics, as in training,
+or each candidate's own, recalibrated on training images first (Single Path One-Shot's).
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ def resolve_mode(mode: str) -> str:
   return mode
 
 
-def _log_probs(model: Supernet, params, images, mask, num_ghosts: int) -> jax.Array:
-  return jax.nn.log_softmax(model.apply({'params': params}, images, mask, num_ghosts=num_ghosts))
+def _log_probs(model: Supernet, params, images, mask, num_ghosts: int, stats=None) -> jax.Array:
+  """`stats`: the candidate's recalibrated BN statistics; None: ghost-batch statistics."""
+  variables = {'params': params} if stats is None else {'params': params, 'batch_stats': stats}
+  return jax.nn.log_softmax(model.apply(variables, images, mask, num_ghosts=num_ghosts))
 
 
 def _per_candidate(fn, mode: str, masks: Any) -> Any:
@@ -51,13 +54,44 @@ def _per_candidate(fn, mode: str, masks: Any) -> Any:
   return jax.vmap(fn)(masks) if mode == 'vmap' else jax.lax.map(fn, masks)
 
 
-def _accuracy_and_loss(params, images, labels, masks, *, model, mode, num_ghosts):
-  """Per candidate: correct predictions and summed cross-entropy on the batch."""
+def _accuracy_and_loss(
+    params, images, labels, masks, *, model, mode, num_ghosts, recalibrated=False
+):
+  """Per candidate: correct predictions and summed cross-entropy on the batch.
 
-  def one(mask):
-    log_probs = _log_probs(model, params, images, mask, num_ghosts)
+  With `recalibrated`, `masks` is (masks, their BN statistics from `_recalibrate`).
+  """
+
+  def one(candidate):
+    mask, stats = candidate if recalibrated else (candidate, None)
+    log_probs = _log_probs(model, params, images, mask, num_ghosts, stats)
     picked = jnp.take_along_axis(log_probs, labels[:, None], axis=-1)[:, 0]
     return jnp.sum(jnp.argmax(log_probs, -1) == labels), -jnp.sum(picked)
+
+  return _per_candidate(one, mode, masks)
+
+
+def _recalibrate(params, images, template, masks, *, model, mode, num_ghosts, ghost_batch_size):
+  """Per candidate: every BN layer's mean and variance on `images`, for scoring with.
+
+  The images go through in batches of num_ghosts ghost batches, in train mode: each ghost
+  batch normalised by its own statistics, as the supernet was trained, so each layer sees
+  what training showed it. A layer's statistics are its ghost batches' means and (biased)
+  variances averaged (equal sizes): what SPOS's recalibration, PyTorch's cumulative
+  running averages, computes (but for its n/(n-1) on variances); not pooled over all
+  images at once, so memory stays one batch's however many images recalibrate.
+  `template` holds zeros in their shapes (lax.cond's branches must write the same ones).
+  """
+  batches = images.reshape(-1, num_ghosts * ghost_batch_size, *images.shape[1:])
+
+  def one(mask):
+    def add(total, batch):
+      variables = {'params': params, 'batch_stats': template}
+      _, state = model.apply(variables, batch, mask, num_ghosts=num_ghosts, mutable=['batch_stats'])
+      return jax.tree.map(jnp.add, total, state['batch_stats']), None
+
+    total, _ = jax.lax.scan(add, template, batches)
+    return jax.tree.map(lambda t: t / len(batches), total)
 
   return _per_candidate(one, mode, masks)
 
@@ -119,6 +153,7 @@ class Evaluator:
     self.model = Supernet(space, spec, execution='skip' if self.mode == 'skip' else 'mask')
     self.zero_cost_names = tuple(zero_cost_names)
     self._compiled = {}
+    self._template = None  # Zeros shaped like every BN layer's statistics, once needed.
 
   def _function(self, name: str, fn, num_args: int, num_ghosts: int, **static):
     """Fn jitted with the chunk split over devices and everything else replicated.
@@ -143,6 +178,50 @@ class Evaluator:
   def _zero_cost_function(self):
     masked = Supernet(self.space, self.model.spec, execution='mask')
     return self._function('zero_cost', _zero_cost, 3, 1, names=self.zero_cost_names, masked=masked)
+
+  def _accuracy_function(self, batch_size: int, recalibrated: bool):
+    if not recalibrated:
+      return self._function('accuracy', _accuracy_and_loss, 3, self._ghosts(batch_size))
+    return self._function(
+        'accuracy_recalibrated',
+        _accuracy_and_loss,
+        3,
+        self._ghosts(batch_size),
+        recalibrated=True,
+    )
+
+  def _recalibrate_function(self, batch_size: int):
+    return self._function(
+        'recalibrate',
+        _recalibrate,
+        3,
+        self._ghosts(batch_size),
+        ghost_batch_size=self.ghost_batch_size,
+    )
+
+  def stats_template(self, params, image_shape) -> Any:
+    """Zeros shaped like the BN statistics that recalibration writes (every layer's)."""
+    if self._template is None:
+      masked = Supernet(self.space, self.model.spec, execution='mask')  # Every layer runs.
+      images = jax.ShapeDtypeStruct((self.ghost_batch_size, *image_shape), jnp.float32)
+      apply = lambda p, x: masked.apply(
+          {'params': p}, x, self.space.all_on(), mutable=['batch_stats']
+      )[1]['batch_stats']
+      shapes = jax.eval_shape(apply, params, images)
+      zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+      self._template = parallel.put(zeros, parallel.replicated(self.mesh))
+    return self._template
+
+  def recalibrate(self, params, images, batch_size: int, padded) -> Any:
+    """The BN statistics of each candidate of a padded chunk on `images`, in batches.
+
+    `images` [N * batch_size, H, W, C]; the statistics stay on the devices, split like
+    the chunk, for `score` to use.
+    """
+    if len(images) % batch_size:
+      raise ValueError(f'{len(images)} recalibration images are not batches of {batch_size}')
+    template = self.stats_template(params, images.shape[1:])
+    return self._recalibrate_function(batch_size)(params, images, template, padded)
 
   def _ghosts(self, batch_size: int) -> int:
     if batch_size % self.ghost_batch_size:
@@ -171,13 +250,31 @@ class Evaluator:
     return fn(params, images, on)
 
   def memory_bytes(
-      self, params, batch: tuple[Any, Any], kl_inputs=None, zero_cost_inputs=None
+      self,
+      params,
+      batch: tuple[Any, Any],
+      kl_inputs=None,
+      zero_cost_inputs=None,
+      recalibration: tuple[Any, int] | None = None,
   ) -> int:
     """XLA's per-device estimate for scoring a chunk; compiles what `score` then reuses."""
     padded, _ = self.pad(self.space.sample_masks(jax.random.key(0), 1))
     images, labels = batch
-    accuracy = self._function('accuracy', _accuracy_and_loss, 3, self._ghosts(len(labels)))
-    programs = [lambda: accuracy.lower(params, images, labels, padded).compile()]
+    accuracy = self._accuracy_function(len(labels), recalibration is not None)
+    candidates = padded
+    programs = []
+    if recalibration is not None:
+      recal_images, batch_size = recalibration
+      template = self.stats_template(params, recal_images.shape[1:])
+      recalibrate = self._recalibrate_function(batch_size)
+      programs.append(lambda: recalibrate.lower(params, recal_images, template, padded).compile())
+      sharding = parallel.data_sharding(self.mesh)
+      stats = jax.tree.map(
+          lambda t: jax.ShapeDtypeStruct((self.chunk_size, *t.shape), t.dtype, sharding=sharding),
+          template,
+      )
+      candidates = (padded, stats)
+    programs.append(lambda: accuracy.lower(params, images, labels, candidates).compile())
     if kl_inputs is not None:
       kl = self._function('kl', _kl, 3, self._ghosts(len(kl_inputs[0])))
       programs.append(lambda: kl.lower(params, *kl_inputs, padded).compile())
@@ -193,17 +290,23 @@ class Evaluator:
       masks: Any,
       kl_inputs: tuple[Any, Any] | None = None,
       zero_cost_inputs: tuple[Any, Any, Any] | None = None,
+      recalibration: tuple[Any, int] | None = None,
   ) -> dict[str, np.ndarray]:
     """Accuracy, loss (and kl) per mask of a chunk, over all (images, labels) batches.
 
     And the zero-cost scores, from `zero_cost_inputs` (initial params, images, labels).
+    With `recalibration` (training images, batch size) accuracy and loss use each
+    candidate's BN statistics on those images (`recalibrate`); KL keeps ghost batches.
     """
     padded, n = self.pad(masks)
+    candidates = padded
+    if recalibration is not None:
+      candidates = (padded, self.recalibrate(params, *recalibration, padded))
     correct = loss = 0.0
     count = 0
     for images, labels in batches:
-      fn = self._function('accuracy', _accuracy_and_loss, 3, self._ghosts(len(labels)))
-      c, l = fn(params, images, labels, padded)
+      fn = self._accuracy_function(len(labels), recalibration is not None)
+      c, l = fn(params, images, labels, candidates)
       correct, count = correct + parallel.to_host(c), count + len(labels)
       loss = loss + parallel.to_host(l)
     if not count:

@@ -16,6 +16,8 @@ FIELDS = ('arch', 'accuracy', 'loss', 'kl', 'params', 'flops')
 OPTIONAL = ('synflow', 'naswot', 'jacob_cov', 'snip', 'grad_norm')
 # With config.search.per_class: the cell whose scores an isomorphic cell shares.
 SAME_AS = 'same_as'
+# With config.search.bn='recalibrate': how the scores' BN statistics were obtained.
+BN_FIELDS = ('bn', 'recalibration_images')
 
 
 def is_number(value: Any) -> bool:
@@ -112,7 +114,7 @@ def append(path: str, records: list[dict[str, Any]]) -> None:
     return
   file = epath.Path(path)
   file.parent.mkdir(parents=True, exist_ok=True)
-  keys = FIELDS + OPTIONAL + (SAME_AS,)
+  keys = FIELDS + OPTIONAL + (SAME_AS,) + BN_FIELDS
   text = ''.join(json.dumps({k: r[k] for k in keys if k in r}) + '\n' for r in records)
   if not _is_local(path):
     file.write_text((file.read_text() if file.exists() else '') + text)

@@ -25,6 +25,7 @@ from osas.models.initialize import init_variables
 from osas.search import limits as limits_lib
 from osas.search import memory
 from osas.search import ranking
+from osas.search import recalibration
 from osas.search import results
 from osas.search import selection
 from osas.search import strategies
@@ -57,6 +58,7 @@ def check(config, mesh) -> None:
         f'config.supernet.ghost_batch_size={config.supernet.ghost_batch_size}'
     )
   resolve_mode(section.evaluator)
+  recalibration.check(section)
   unknown = sorted(set(section.zero_cost) - set(zero_cost.SCORES))
   if unknown:
     raise ValueError(
@@ -124,6 +126,7 @@ def run(config, workdir: str, mesh) -> None:
   )
   path = workdir_lib.path(workdir, 'search', 'candidates.jsonl')
   known = {r['arch']: r for r in results.read(path, repair=True)}
+  recalibration.check_records(list(known.values()), section, path)
   # Limits, evolution and the records all ask for a cell's cost; count each cell once.
   cost_of = functools.lru_cache(maxsize=None)(
       lambda arch: cost(space, retrain_spec, arch, image_shape)
@@ -153,6 +156,7 @@ def run(config, workdir: str, mesh) -> None:
           'rank_by': section.rank_by,
           # Only when set: a search without limits writes what it always wrote.
           **({'limits': limits.to_json()} if limits.active else {}),
+          **recalibration.record_fields(section),
       },
   )
   logging.info('search: selected %s', {k: len(v) for k, v in groups.items()})
@@ -246,24 +250,22 @@ def _zero_cost_inputs(config, space, spec, mesh):
 
 
 def _fitting_evaluator(
-    config, space, spec, mesh, params, batch, kl_inputs, zero_cost_inputs, candidates: int
+    config, space, spec, mesh, params, batch, inputs: tuple[Any, Any, Any], candidates: int
 ) -> Evaluator:
-  """The evaluator for config.search.chunk_size (0: the largest that fits), memory checked."""
+  """The evaluator for config.search.chunk_size (0: the largest that fits), memory checked.
+
+  `inputs`: the KL, zero-cost and recalibration inputs (each None when off).
+  """
   limit = memory.agreed(0, memory.device_limit_bytes())[1]
   needed_at = lambda m: memory.agreed(
-      _evaluator(config, space, spec, mesh, m).memory_bytes(
-          params, batch, kl_inputs, zero_cost_inputs
-      ),
-      limit,
+      _evaluator(config, space, spec, mesh, m).memory_bytes(params, batch, *inputs), limit
   )[0]
   chunk_size = config.search.chunk_size
   if not chunk_size:
     chunk_size = memory.fitting_chunk_size(needed_at, limit, mesh.devices.size, candidates)
     logging.info('search: chunk size %d (config.search.chunk_size=0: what fits)', chunk_size)
   evaluator = _evaluator(config, space, spec, mesh, chunk_size)
-  needed = memory.agreed(evaluator.memory_bytes(params, batch, kl_inputs, zero_cost_inputs), limit)[
-      0
-  ]
+  needed = memory.agreed(evaluator.memory_bytes(params, batch, *inputs), limit)[0]
   memory.check(needed, limit, chunk_size=chunk_size, batch_size=config.search.batch_size)
   return evaluator
 
@@ -307,25 +309,19 @@ class _Scorer:
   def __init__(self, config, space, spec, params, path: str, mesh, cost_of):
     self.config, self.space, self.spec, self.params = config, space, spec, params
     self.path, self.mesh, self.cost_of = path, mesh, cost_of
-    self.inputs = None  # (evaluator, batches, kl_inputs, zero_cost_inputs) once set up.
+    self.inputs = None  # (evaluator, batches, kl, zero-cost, recalibration inputs) once set up.
 
   def _setup(self, num_classes: int) -> None:
     config, space, spec, mesh = self.config, self.space, self.spec, self.mesh
     batches = _valid_batches(config, mesh)
     kl_inputs = _kl_inputs(config, space, spec, mesh, self.params)
     zero_cost_inputs = _zero_cost_inputs(config, space, spec, mesh)
+    recalibration_inputs = recalibration.inputs(config, mesh)
+    inputs = kl_inputs, zero_cost_inputs, recalibration_inputs
     evaluator = _fitting_evaluator(
-        config,
-        space,
-        spec,
-        mesh,
-        self.params,
-        batches[0],
-        kl_inputs,
-        zero_cost_inputs,
-        num_classes,
+        config, space, spec, mesh, self.params, batches[0], inputs, num_classes
     )
-    self.inputs = evaluator, batches, kl_inputs, zero_cost_inputs
+    self.inputs = evaluator, batches, *inputs
 
   def _records(self, members: list[Any], scores: dict[str, Any], i: int) -> list[dict[str, Any]]:
     """The records of one isomorphism class, scored as its first member (row `i`)."""
@@ -340,6 +336,7 @@ class _Scorer:
               'flops': flops,
               **{k: float(v[i]) for k, v in scores.items()},
               **({} if arch is members[0] else {results.SAME_AS: members[0].to_string()}),
+              **recalibration.record_fields(self.config.search),
           }
       )
     return records
@@ -352,7 +349,7 @@ class _Scorer:
       logging.info('search: %d cells in %d isomorphism classes', len(todo), len(classes))
     if self.inputs is None:
       self._setup(len(classes))
-    evaluator, batches, kl_inputs, zero_cost_inputs = self.inputs
+    evaluator, batches, kl_inputs, zero_cost_inputs, recalibration_inputs = self.inputs
     size = evaluator.chunk_size
     chunks = [classes[i : i + size] for i in range(0, len(classes), size)]
     progress = metric_logs.Progress(
@@ -361,7 +358,9 @@ class _Scorer:
     written = []
     for n, chunk in enumerate(chunks, 1):
       masks = self.space.encode_batch([c[0] for c in chunk])
-      scores = evaluator.score(self.params, batches, masks, kl_inputs, zero_cost_inputs)
+      scores = evaluator.score(
+          self.params, batches, masks, kl_inputs, zero_cost_inputs, recalibration_inputs
+      )
       records = [r for i, members in enumerate(chunk) for r in self._records(members, scores, i)]
       results.append(self.path, records)
       written += records
