@@ -124,6 +124,30 @@ class ConfigTest(parameterized.TestCase):
       load('nasbench201_cpu', f'all={text}')
 
 
+class CompareConfigTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      (sampler, strategy, bn)
+      for sampler in ('path_dropout', 'uniform_class')
+      for strategy in ('random', 'evolution')
+      for bn in ('ghost', 'recalibrate')
+  )
+  def test_every_combination_passes_every_stages_check(self, sampler, strategy, bn):
+    config = load('compare_cpu', f'sampler={sampler},strategy={strategy},bn={bn}')
+    self.assertEqual(
+        (config.supernet.sampler, config.search.strategy, config.search.bn), (sampler, strategy, bn)
+    )
+    evolution = config.search.evolution
+    self.assertEqual(evolution.population * evolution.iterations, config.search.num_candidates)
+    self.assertGreater(config.search.max_flops, 0)
+    _check_every_stage(config, 1)  # The report's check reads the table's header.
+
+  @parameterized.parameters('sampler=single_path', 'strategy=all', 'candidates=30')
+  def test_bad_combination_is_refused_naming_it(self, arg):
+    with self.assertRaisesRegex(ValueError, f'^config argument {arg.split("=")[0]}='):
+      load('compare_cpu', arg)
+
+
 def _check_every_stage(config, num_devices):
   """Runs every stage's check on a mesh of `num_devices`; CIFAR-10 itself is not needed."""
   mesh = parallel.make_mesh(num_devices)

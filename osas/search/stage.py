@@ -117,7 +117,7 @@ def _supernet_params(config, workdir: str, mesh):
 
 
 def run(config, workdir: str, mesh) -> None:
-  section = config.search
+  started, section = time.time(), config.search
   params, num_classes, image_shape = _supernet_params(config, workdir, mesh)
   space = space_lib.from_config(config.space)
   spec = ModelSpec.from_config(config.model, num_classes)
@@ -160,6 +160,18 @@ def run(config, workdir: str, mesh) -> None:
       },
   )
   logging.info('search: selected %s', {k: len(v) for k, v in groups.items()})
+  if scorer.inputs is not None:  # Scored something: a finished search re-run changes nothing.
+    _add_time(workdir, time.time() - started, len(records))
+
+
+def _add_time(workdir: str, seconds: float, num_scored: int) -> None:
+  """Adds a run's wall time to DIR/search/timing.json (benchmarks/compare_search.py).
+
+  Written at the end of a run that scored: a killed run's time is not counted.
+  """
+  spent = (workdir_lib.read_json(workdir, 'search', 'timing.json') or {}).get('wall_s', 0.0)
+  timing = {'wall_s': spent + seconds, 'num_scored': num_scored}
+  workdir_lib.write_json(workdir, 'search', 'timing.json', obj=timing)
 
 
 def run_rounds(

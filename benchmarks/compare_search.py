@@ -1,0 +1,96 @@
+"""Compares finished NAS-Bench-201 searches (configs/compare_cpu.py) in one markdown table.
+
+    PYTHONPATH=. python benchmarks/compare_search.py DIR [DIR ...] \
+      [--csv=../shared/data/nasbench201/nb201_cifar10.csv --column=test_acc_200ep]
+
+One row per workdir: its sampler, strategy and batch norm (from DIR/config.json), the
+true accuracy (the table's column) of its one-shot top-1 and the mean of its top-10
+under the FLOP limit, the best the table holds under that limit, and the search's cost:
+wall time of the search stage (DIR/search/timing.json) and candidates scored.
+"""
+
+import argparse
+import json
+import os
+from typing import Any
+
+import ml_collections
+
+from osas import space as space_lib
+from osas.models import ModelSpec
+from osas.models.cost import cost
+from osas.report import ground_truth
+from osas.search import results
+
+TOP = 10
+HEADER = (
+    '| sampler | strategy | bn | max FLOPs | top-1 true % | top-10 mean true % '
+    '| table best under the limit % | search wall min | scored |\n'
+    '|---|---|---|---:|---:|---:|---:|---:|---:|'
+)
+
+
+def _read(workdir: str, *parts: str) -> Any:
+  path = os.path.join(workdir, *parts)
+  if not os.path.exists(path):
+    raise ValueError(f'{path}: missing; is {workdir} a finished search?')
+  with open(path) as f:
+    return json.load(f)
+
+
+def best_under_limit(config: dict[str, Any], table: ground_truth.Table, image_size: int) -> float:
+  """The highest true accuracy of the table's cells whose FLOPs are within the limit."""
+  space = space_lib.from_config(ml_collections.ConfigDict(config['space']))
+  spec = ModelSpec.from_config({**config['model'], 'filters': config['retrain']['filters']}, 10)
+  limit = config['search'].get('max_flops') or None
+  shape = (image_size, image_size, 3)
+  return max(
+      value
+      for arch, value in table.accuracy.items()
+      if limit is None or cost(space, spec, space.parse(arch), shape)[1] <= limit
+  )
+
+
+def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
+  """The markdown row of one finished search."""
+  config = _read(workdir, 'config.json')
+  search = config['search']
+  records = results.read(os.path.join(workdir, 'search', 'candidates.jsonl'))
+  limit = search.get('max_flops') or None
+  admitted = [r for r in records if limit is None or (r['flops'] or 0) <= limit]
+  joined = ground_truth.join(admitted, table)  # One-shot accuracy order (rank_by accuracy).
+  if not joined:
+    raise ValueError(f'{workdir}: no scored candidate within the limit is in {table.path}')
+  true = [t for _, _, t in joined]
+  timing = _read(workdir, 'search', 'timing.json')
+  cells = [
+      config['supernet']['sampler'],
+      search['strategy'],
+      search.get('bn', 'ghost'),
+      f'{limit:,}' if limit else 'none',
+      f'{100 * true[0]:.2f}',
+      f'{100 * sum(true[:TOP]) / len(true[:TOP]):.2f}',
+      f'{100 * best_under_limit(config, table, image_size):.2f}',
+      f"{timing['wall_s'] / 60:.1f}",
+      str(len(records)),
+  ]
+  return '| ' + ' | '.join(cells) + ' |'
+
+
+def table_text(workdirs: list[str], csv: str, column: str, image_size: int = 32) -> str:
+  table = ground_truth.load_table(csv, 'arch', column)
+  return '\n'.join([HEADER, *(row(w, table, image_size) for w in workdirs)])
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('workdirs', nargs='+')
+  parser.add_argument('--csv', default='../shared/data/nasbench201/nb201_cifar10.csv')
+  parser.add_argument('--column', default='test_acc_200ep')
+  parser.add_argument('--image_size', type=int, default=32)  # CIFAR-10's.
+  args = parser.parse_args()
+  print(table_text(args.workdirs, args.csv, args.column, args.image_size))
+
+
+if __name__ == '__main__':
+  main()
