@@ -49,6 +49,8 @@ def get_config(arg=None):
   # population x iterations = num_candidates: evolution scores as many cells as random.
   config.search.evolution.population = 50
   config.search.evolution.iterations = args['candidates'] // 50
+  # 10 divides a generation (50): evolution's rounds fill their chunks as random's do.
+  config.search.chunk_size = 10
   config.search.bn = args['bn']  # Checked, naming the field, by the search stage.
   config.search.recalibration_images = 1024  # 4 batches of 256 (config.search.batch_size).
   # One-shot scores only: ranked by one-shot accuracy, each cell scored itself (no
