@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from benchmarks import machine
 from configs import default
 from osas import parallel
 from osas import samplers
@@ -43,23 +44,6 @@ _CELLS = flags.DEFINE_integer('cells_per_stack', 1, 'Cells per stack (N).')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed steps per execution (after warm-up).')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps before timing.')
 _MATMUL = flags.DEFINE_integer('matmul', 1024, 'Side of the square matmul timed for the limit.')
-
-
-def matmul_gflops(n: int, repeats: int = 20) -> float:
-  """Sustained float32 GFLOP/s of an n x n x n matmul under jit (median of `repeats`).
-
-  After 5 untimed calls: the first few run well below the rest (thread pool start-up).
-  """
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  for _ in range(5):
-    jax.block_until_ready(f(a))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(f(a))
-    times.append(time.perf_counter() - start)
-  return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def _section(execution: str) -> ml_collections.ConfigDict:
@@ -132,7 +116,7 @@ def main(argv):
       ),
       'label': jnp.asarray(rng.integers(0, 10, _BATCH.value), jnp.int32),
   }
-  limit = matmul_gflops(_MATMUL.value)
+  limit = machine.matmul_gflops(_MATMUL.value)
   rows = [(e, *_measure(e, space, spec, batch, mesh)) for e in _EXECUTIONS.value]
   print(
       f'jax {jax.__version__}, backend {jax.default_backend()} ({jax.device_count()} '

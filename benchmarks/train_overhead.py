@@ -1,7 +1,7 @@
 """Times the one-shot training step against an unmasked step and against the forward pass.
 
   PYTHONPATH=. python benchmarks/train_overhead.py [--batch=256 --size=32 --filters=8
-      --stacks=3 --cells_per_stack=1 --ghost=32 --repeats=7]
+      --stacks=3 --cells_per_stack=1 --ghost=32 --repeats=7 --profile]
 
 Prints a markdown table of median seconds per call and of lower+compile seconds (and the
 supernet's initialisation time):
@@ -10,6 +10,8 @@ supernet's initialisation time):
   * 'all-on step': the same supernet with every path on and no masks (`masks=None`),
     plain L2, the same optimiser; the one-shot step's overhead is their ratio;
   * 'forward': `Supernet.apply` with the one-shot step's kind of masks, jitted.
+With --profile, also where the one-shot step's and the forward's time goes, per HLO op
+(benchmarks/profiling.py).
 """
 
 import functools
@@ -24,6 +26,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from benchmarks import profiling
+from configs import default
 from osas import parallel
 from osas import samplers
 from osas.models import ModelSpec
@@ -43,26 +47,17 @@ _CLASSES = flags.DEFINE_integer('classes', 10, 'Classes of the classifier.')
 _IMPL = flags.DEFINE_string('impl', 'auto', "config.model.kernels: 'auto', 'cpu', 'native'.")
 _REPEATS = flags.DEFINE_integer('repeats', 7, 'Timed calls per measurement (after warm-up).')
 _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed calls before timing.')
+_PROFILE = flags.DEFINE_bool(
+    'profile', False, 'Also print the per-HLO-op breakdown of the one-shot step and forward.'
+)
 
 
 def _section(batch: int, ghost: int) -> ml_collections.ConfigDict:
-  """The `config.supernet` fields that train_step reads (the paper's defaults)."""
-  return ml_collections.ConfigDict(
-      dict(
-          sampler='path_dropout',
-          num_steps=10_000,
-          batch_size=batch,
-          ghost_batch_size=ghost,
-          learning_rate=0.1,
-          lr_reference_batch_size=1024,
-          lr_schedule='cosine',
-          warmup_steps=0,
-          momentum=0.9,
-          nesterov=True,
-          path_dropout_rate=0.1,
-          weight_decay=1e-4,
-      )
-  )
+  """configs/default.py's `config.supernet` (the paper's values) at this batch, on 'mask'."""
+  section = default.get_config().supernet
+  # lr_reference_batch_size stays the default's: the rate does not change the timing.
+  section.update(dict(batch_size=batch, ghost_batch_size=ghost, execution='mask'))
+  return section
 
 
 def all_on_step(
@@ -142,7 +137,7 @@ def main(argv):
   )['params']
   jax.block_until_ready(params)
   init_s = time.perf_counter() - init_start
-  new_state = lambda: common.TrainState(
+  new_state = lambda: supernet_train.SupernetState(
       step=jnp.zeros((), jnp.int32),
       params=jax.tree.map(jnp.copy, params),
       opt_state=tx.init(params),
@@ -194,6 +189,17 @@ def main(argv):
   print(f'| supernet init (eval_shape + initialisers) | | {init_s:.1f} |')
   print(f'| one-shot step / all-on step (target <= 1.15) | {one_shot_s / all_on_s:.2f} | |')
   print(f'| one-shot step / forward (target <= 4) | {one_shot_s / forward_s:.2f} | |')
+  if _PROFILE.value:
+    holder = [new_state()]  # The step donates its state: thread it through the calls.
+
+    def step():
+      holder[0], metrics = one_shot(holder[0], batch)
+      return metrics
+
+    profiling.print_breakdown('one-shot step', profiling.breakdown(one_shot, step))
+    profiling.print_breakdown(
+        'forward', profiling.breakdown(forward, lambda: forward(params, batch['image'], masks))
+    )
 
 
 if __name__ == '__main__':
