@@ -49,6 +49,8 @@ def get_config(arg=None):
   config.model.stem = 'cifar'  # 'cifar' (3x3 conv) | 'imagenet' (two stride-2 convs).
   # Convs and pools: 'cpu' forms XLA:CPU runs fast, 'native' XLA's (GPU, TPU); 'auto' picks.
   config.model.kernels = 'auto'
+  # 'bfloat16': mixed precision for GPUs and TPUs (float32 params, BN statistics, logits).
+  config.model.dtype = 'float32'
 
   config.supernet = ml_collections.ConfigDict()
   config.supernet.sampler = 'path_dropout'  # Training-time masks (osas.samplers).

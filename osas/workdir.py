@@ -11,8 +11,10 @@ import ml_collections
 
 # Changing these changes parameter shapes or the data, so a workdir's results would mix.
 SHAPE_FIELDS = ('space', 'model', 'data.source', 'data.name', 'data.image_size')
-# Fields within them that choose how, not what, is computed (depthwise_impl: its old name).
-HOW_FIELDS = ('model.kernels', 'model.depthwise_impl')
+# Fields within them that choose how, not what, is computed (depthwise_impl: its old name;
+# dtype: the activations' precision, so a supernet trained in bfloat16 can be searched in
+# float32 on a CPU).
+HOW_FIELDS = ('model.kernels', 'model.depthwise_impl', 'model.dtype')
 
 
 def path(workdir: str, *parts: str) -> str:

@@ -174,15 +174,17 @@ class EvaluatorTest(absltest.TestCase):
       run = lambda p, x, mutable: model.apply(
           {'params': p, 'batch_stats': stats}, x, train=True, mutable=mutable
       )
-      want = zero_cost.scores(
-          zero_cost.SCORES,
-          lambda p, x: run(p, x, ['batch_stats'])[0],
-          lambda p, x: run(p, x, ['batch_stats', 'intermediates'])[1]['intermediates'],
-          lambda path: 1.0,
-          params_from_supernet(params, arch),
-          images,
-          labels,
-      )
+      want = jax.jit(
+          lambda p, run=run: zero_cost.scores(
+              zero_cost.SCORES,
+              lambda p, x: run(p, x, ['batch_stats'])[0],
+              lambda p, x: run(p, x, ['batch_stats', 'intermediates'])[1]['intermediates'],
+              lambda path: 1.0,
+              p,
+              images,
+              labels,
+          )
+      )(params_from_supernet(params, arch))
       for mode, score in itertools.product(got, zero_cost.SCORES):
         np.testing.assert_allclose(
             got[mode][score][n], want[score], rtol=1e-4, err_msg=f'{mode} {arch} {score}'

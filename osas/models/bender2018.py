@@ -167,7 +167,9 @@ class Network(nn.Module):
   def __call__(self, x: jax.Array, masks: Masks | None = None, train: bool = True):
     spec, width = self.spec, self.space.num_blocks  # A cell outputs num_blocks * filters.
     stem = skeleton.STEMS[spec.stem]
-    x = stem(width * spec.filters, self.ghost, train, spec.kernels, name='stem')(x)
+    x = stem(width * spec.filters, self.ghost, train, spec.kernels, name='stem')(
+        spec.activations(x)
+    )
     carry = (x, x)
     for s in range(spec.num_stacks):
       channels = spec.stack_filters(s)

@@ -131,7 +131,9 @@ class Network(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, masks: EdgeMasks | None = None, train: bool = True):
     spec = self.spec
-    x = skeleton.STEMS[spec.stem](spec.filters, self.ghost, train, spec.kernels, name='stem')(x)
+    x = skeleton.STEMS[spec.stem](spec.filters, self.ghost, train, spec.kernels, name='stem')(
+        spec.activations(x)
+    )
     for s in range(spec.num_stacks):
       channels = spec.stack_filters(s)
       if s:

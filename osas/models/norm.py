@@ -24,6 +24,9 @@ class BatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    # Statistics and the normalisation in float32 (at least), output in x's dtype: with
+    # bfloat16 activations the mean of a square over a batch loses too much otherwise.
+    out_dtype, x = x.dtype, x.astype(jnp.promote_types(x.dtype, jnp.float32))
     features = x.shape[-1]
     scale = self.param('scale', nn.initializers.ones, (features,))
     bias = self.param('bias', nn.initializers.zeros, (features,))
@@ -50,4 +53,4 @@ class BatchNorm(nn.Module):
       if recalibrating:
         self.put_variable('batch_stats', 'mean', mean.reshape(-1, features).mean(0))
         self.put_variable('batch_stats', 'var', var.reshape(-1, features).mean(0))
-    return (x - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias
+    return ((x - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias).astype(out_dtype)

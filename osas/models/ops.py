@@ -48,8 +48,8 @@ class Conv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param('kernel', conv_init, (*self.kernel_size, x.shape[-1], self.features))
-    x, kernel = nn.dtypes.promote_dtype(x, kernel)
-    return kernels.conv2d(x, kernel, self.strides, self.impl)
+    # Float32 weights, cast to the activations' dtype (mixed precision: ModelSpec.dtype).
+    return kernels.conv2d(x, kernel.astype(x.dtype), self.strides, self.impl)
 
 
 class Op(nn.Module):
@@ -95,7 +95,7 @@ class SepConvPair(Op):
     for unit in range(2):
       x = self.norm_relu(x, train, name=f'bn_{unit}')
       depthwise = self.param(f'depthwise_{unit}', conv_init, (k, k, self.channels))
-      x = kernels.depthwise_conv(x, depthwise, self.impl)
+      x = kernels.depthwise_conv(x, depthwise.astype(x.dtype), self.impl)
       x = self.conv(x, (1, 1), name=f'pointwise_{unit}')
     return x
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -13,6 +14,10 @@ from osas.models.norm import BatchNorm
 from osas.models.ops import Conv
 from osas.models.ops import ReLU
 from osas.models.ops import conv_init
+
+# Mixed precision for accelerators: bfloat16 activations halve their memory and traffic
+# and run on the matrix units; weights stay float32 and are cast where they are used.
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +30,7 @@ class ModelSpec:
   cells_per_stack: int = 2
   stem: str = 'cifar'  # A key of STEMS.
   kernels: str = 'auto'  # 'auto' | 'cpu' | 'native' convs and pools (kernels.resolve_impl).
+  dtype: str = 'float32'  # Activations' dtype (DTYPES); params, BN statistics and logits: float32.
 
   def __post_init__(self):
     for field in ('num_classes', 'filters', 'num_stacks', 'cells_per_stack'):
@@ -33,6 +39,8 @@ class ModelSpec:
     if self.stem not in STEMS:
       raise ValueError(f"config.model.stem: unknown {self.stem!r}; known: {', '.join(STEMS)}")
     kernels.resolve_impl(self.kernels)
+    if self.dtype not in DTYPES:
+      raise ValueError(f"config.model.dtype: unknown {self.dtype!r}; known: {', '.join(DTYPES)}")
 
   @classmethod
   def from_config(cls, model_config, num_classes: int) -> ModelSpec:
@@ -43,6 +51,10 @@ class ModelSpec:
 
   def stack_filters(self, stack: int) -> int:
     return self.filters * 2**stack
+
+  def activations(self, images: jax.Array) -> jax.Array:
+    """Images in the activations' dtype: every layer after them computes in it."""
+    return images.astype(DTYPES[self.dtype])
 
 
 class CifarStem(nn.Module):
@@ -69,11 +81,12 @@ class ImageNetStem(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = nn.Conv(
-        self.features // 2, (3, 3), 2, use_bias=False, kernel_init=conv_init, name='conv_0'
-    )(x)
+    conv = functools.partial(
+        nn.Conv, kernel_size=(3, 3), strides=2, use_bias=False, kernel_init=conv_init, dtype=x.dtype
+    )
+    x = conv(self.features // 2, name='conv_0')(x)
     x = ReLU()(BatchNorm(not self.ghost, name='bn_0')(x, self.train))
-    x = nn.Conv(self.features, (3, 3), 2, use_bias=False, kernel_init=conv_init, name='conv_1')(x)
+    x = conv(self.features, name='conv_1')(x)
     return BatchNorm(not self.ghost, name='bn_1')(x, self.train)
 
 
@@ -96,6 +109,10 @@ def stack(cell: type[nn.Module], length: int):
 
 
 def head(x: jax.Array, num_classes: int, ghost: bool, train: bool) -> jax.Array:
-  """BN-ReLU, global average pooling, classifier (as 'head_bn' and 'classifier' of the caller)."""
+  """BN-ReLU, global average pooling, classifier (as 'head_bn' and 'classifier' of the caller).
+
+  The pooled features and the logits are float32 whatever the activations' dtype.
+  """
   y = ReLU()(BatchNorm(not ghost, name='head_bn')(x, train))
-  return nn.Dense(num_classes, name='classifier')(jnp.mean(y, axis=(-3, -2)))
+  pooled = jnp.mean(y.astype(jnp.float32), axis=(-3, -2))
+  return nn.Dense(num_classes, name='classifier')(pooled)
