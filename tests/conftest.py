@@ -8,8 +8,14 @@ import jax
 
 # Tests run tiny shapes where compile time dominates; optimised code is not needed.
 jax.config.update('jax_disable_most_optimizations', True)
-# Tests compile the same programs in several places (and in subprocesses): share them.
-_CACHE = tempfile.mkdtemp(prefix='osas_test_xla_cache_')
+# Tests compile the same programs in several places, in both pytest-xdist workers and in
+# subprocesses: one cache per test run shares them (the workers share the run's id).
+_RUN = os.environ.get('PYTEST_XDIST_TESTRUNUID')
+if _RUN:
+  _CACHE = os.path.join(tempfile.gettempdir(), f'osas_test_xla_cache_{_RUN}')
+  os.makedirs(_CACHE, exist_ok=True)
+else:
+  _CACHE = tempfile.mkdtemp(prefix='osas_test_xla_cache_')
 jax.config.update('jax_compilation_cache_dir', _CACHE)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', _CACHE)
