@@ -93,7 +93,7 @@ class StopAndResumeTest(absltest.TestCase):
 class SignalTest(absltest.TestCase):
 
   def test_sigterm_saves_and_exits_zero_then_kill_9_resumes_to_the_same_params(self):
-    steps = 200  # Far more than run before the signals: both arrive mid-training.
+    steps = 120  # Far more than run before the signals: both arrive mid-training.
     workdir = self.create_tempdir().full_path
     command = [
         sys.executable,
@@ -102,7 +102,7 @@ class SignalTest(absltest.TestCase):
         f'--config={helpers.TINY}:steps={steps}',
         f'--workdir={workdir}',
         "--config.stages=('train_supernet',)",
-        '--config.supernet.checkpoint_every=50',
+        '--config.supernet.checkpoint_every=30',
     ]
     env = {**os.environ, 'PYTHONPATH': helpers.ROOT}
     checkpoints = os.path.join(workdir, 'supernet', 'checkpoints')
@@ -117,26 +117,26 @@ class SignalTest(absltest.TestCase):
       self.assertIsNone(process.poll(), process.stderr.read() if process.poll() else '')
       return process
 
-    # Checkpoint 50 exists once 50 steps ran: SIGTERM then lands between steps 50 and 200.
-    process = start_and_wait_for(lambda: os.path.exists(os.path.join(checkpoints, '50')))
+    # Checkpoint 30 exists once 30 steps ran: SIGTERM then lands between steps 30 and 120.
+    process = start_and_wait_for(lambda: os.path.exists(os.path.join(checkpoints, '30')))
     process.send_signal(signal.SIGTERM)
     stderr = process.communicate(timeout=60)[1]
     self.assertEqual(process.returncode, 0, stderr)
     self.assertIn('rerun the same command to resume', stderr)
     saved = _checkpoints(workdir, 'supernet')
-    self.assertGreater(saved[-1], 50)  # The step it stopped at, saved off the interval.
+    self.assertGreater(saved[-1], 30)  # The step it stopped at, saved off the interval.
     self.assertLess(saved[-1], steps)
     self.assertIsNone(workdir_lib.read_json(workdir, 'supernet', 'done.json'))
 
     # Resumed, then killed without warning: the saved steps survive and it resumes again.
     stopped = saved[-1]
-    process = start_and_wait_for(lambda: _checkpoints(workdir, 'supernet')[-1] >= 100)
+    process = start_and_wait_for(lambda: _checkpoints(workdir, 'supernet')[-1] >= 60)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     self.assertIn(stopped, _checkpoints(workdir, 'supernet'))
     self.assertIsNone(workdir_lib.read_json(workdir, 'supernet', 'done.json'))
     config = lambda: helpers.tiny(
-        f'steps={steps}', stages=('train_supernet',), **{'supernet.checkpoint_every': 50}
+        f'steps={steps}', stages=('train_supernet',), **{'supernet.checkpoint_every': 30}
     )
     main.run(config(), workdir)
     reference = self.create_tempdir().full_path
