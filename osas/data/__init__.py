@@ -18,6 +18,7 @@ Bad values raise ValueError naming the field (or file) at fault.
 """
 
 from osas.data.pipeline import DataSplit
+from osas.data.pipeline import first_batch
 from osas.data.pipeline import get_split
 
-__all__ = ['DataSplit', 'get_split']
+__all__ = ['DataSplit', 'first_batch', 'get_split']

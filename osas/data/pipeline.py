@@ -215,3 +215,13 @@ def get_split(
       process_count=process_count,
       workers=workers,
   )
+
+
+def first_batch(data_config: Any, split: str, *, size: int, seed: int) -> tuple[Batch, tuple]:
+  """This host's part of the first `size` examples of `split` in `seed`'s order, un-augmented.
+
+  With the split's image shape. What a search computes its label-free and zero-cost
+  scores and its BN recalibration from.
+  """
+  opened = get_split(data_config, split, global_batch_size=size, train=False, seed=seed)
+  return opened.batch(0), opened.image_shape

@@ -64,11 +64,7 @@ def inputs(config, mesh) -> tuple[Any, int] | None:
   section = config.search
   if mode(section) == 'ghost':
     return None
-  train = data.get_split(
-      config.data,
-      'train',
-      global_batch_size=section.recalibration_images,
-      train=False,
-      seed=config.seed,
+  batch, _ = data.first_batch(
+      config.data, 'train', size=section.recalibration_images, seed=config.seed
   )
-  return parallel.global_batch(train.batch(0)['image'], mesh), section.batch_size
+  return parallel.global_batch(batch['image'], mesh), section.batch_size

@@ -226,10 +226,8 @@ def _kl_inputs(config, space, spec, mesh, params):
   section = config.search
   if not section.kl_examples:
     return None
-  train = data.get_split(
-      config.data, 'train', global_batch_size=section.kl_examples, train=False, seed=config.seed
-  )
-  images = parallel.global_batch(train.batch(0)['image'], mesh)
+  batch, _ = data.first_batch(config.data, 'train', size=section.kl_examples, seed=config.seed)
+  images = parallel.global_batch(batch['image'], mesh)
   reference = _evaluator(config, space, spec, mesh, mesh.devices.size).reference(params, images)
   return images, reference
 
@@ -242,15 +240,11 @@ def _zero_cost_inputs(config, space, spec, mesh):
   section = config.search
   if not section.zero_cost:
     return None
-  train = data.get_split(
-      config.data,
-      'train',
-      global_batch_size=section.zero_cost_batch_size,
-      train=False,
-      seed=config.seed,
+  batch, image_shape = data.first_batch(
+      config.data, 'train', size=section.zero_cost_batch_size, seed=config.seed
   )
-  batch = parallel.global_batch(train.batch(0), mesh)
-  image = np.zeros((1,) + train.image_shape, np.float32)
+  batch = parallel.global_batch(batch, mesh)
+  image = np.zeros((1,) + image_shape, np.float32)
   variables = init_variables(
       Supernet(space, spec),
       jax.random.key(config.seed + 5),
