@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import machine
+from benchmarks import steps
 from configs import default
 from osas import parallel
 from osas import samplers
@@ -40,7 +41,6 @@ from osas.models import cost as cost_lib
 from osas.models.initialize import init_variables
 from osas.search.evaluator import Evaluator
 from osas.train import common
-from osas.train import supernet as supernet_train
 
 _SPACES = flags.DEFINE_list('spaces', ['bender2018', 'nasbench201'], 'Spaces to measure.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls per program (after one warm-up).')
@@ -108,16 +108,12 @@ def _useful(space, spec, masks, images: int) -> float:
 
 
 def _section(setup: Setup, execution: str):
-  section = default.get_config().supernet
-  section.update(
-      dict(
-          sampler=setup.sampler,
-          execution=execution,
-          batch_size=setup.batch,
-          ghost_batch_size=setup.ghost,
-      )
+  return steps.section(
+      sampler=setup.sampler,
+      execution=execution,
+      batch_size=setup.batch,
+      ghost_batch_size=setup.ghost,
   )
-  return section
 
 
 def _train_rows(setup, space, params, batch, mesh):
@@ -130,26 +126,8 @@ def _train_rows(setup, space, params, batch, mesh):
     section = _section(setup, execution)
     model = Supernet(space, setup.spec, execution=execution)
     tx = common.optimizer(section, 'config.supernet')
-    step = jax.jit(
-        lambda s, b, model=model, tx=tx, section=section: supernet_train.train_step(
-            s,
-            b,
-            model=model,
-            tx=tx,
-            sampler=sampler,
-            section=section,
-            masks_sharding=parallel.data_sharding(mesh),
-        ),
-        donate_argnums=0,
-    )
-    holder = [
-        supernet_train.SupernetState(
-            step=jnp.zeros((), jnp.int32),
-            params=jax.tree.map(jnp.copy, params),
-            opt_state=tx.init(params),
-            key=jax.random.key(2),
-        )
-    ]
+    step = steps.jitted_step(model, tx, section, mesh)
+    holder = [steps.fresh_state(params, tx)]
     compiled = step.lower(holder[0], batch).compile()
 
     def call(compiled=compiled):

@@ -23,15 +23,13 @@ import ml_collections
 import numpy as np
 
 from benchmarks import machine
-from configs import default
+from benchmarks import steps
 from osas import parallel
-from osas import samplers
 from osas import space as space_lib
 from osas.models import ModelSpec
 from osas.models import Supernet
 from osas.models.initialize import init_variables
 from osas.train import common
-from osas.train import supernet as supernet_train
 
 _SPACE = flags.DEFINE_string('space', 'nasbench201', 'Search space (config.space.name).')
 _SAMPLER = flags.DEFINE_string('sampler', 'uniform_class', 'config.supernet.sampler.')
@@ -47,18 +45,14 @@ _MATMUL = flags.DEFINE_integer('matmul', 1024, 'Side of the square matmul timed 
 
 
 def _section(execution: str) -> ml_collections.ConfigDict:
-  section = default.get_config().supernet
-  section.update(
-      dict(
-          sampler=_SAMPLER.value,
-          execution=execution,
-          batch_size=_BATCH.value,
-          ghost_batch_size=_GHOST.value,
-          lr_reference_batch_size=_BATCH.value,
-          num_steps=10_000,
-      )
+  return steps.section(
+      sampler=_SAMPLER.value,
+      execution=execution,
+      batch_size=_BATCH.value,
+      ghost_batch_size=_GHOST.value,
+      lr_reference_batch_size=_BATCH.value,
+      num_steps=10_000,
   )
-  return section
 
 
 def _measure(execution: str, space, spec, batch, mesh) -> tuple[float, float, float | None]:
@@ -70,24 +64,8 @@ def _measure(execution: str, space, spec, batch, mesh) -> tuple[float, float, fl
   params = init_variables(
       model, jax.random.key(0), image, jax.tree.map(lambda x: x[None], space.all_on())
   )['params']
-  state = supernet_train.SupernetState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      opt_state=tx.init(params),
-      key=jax.random.key(2),
-  )
-  step = jax.jit(
-      lambda s, b: supernet_train.train_step(
-          s,
-          b,
-          model=model,
-          tx=tx,
-          sampler=samplers.get_sampler(section.sampler),
-          section=section,
-          masks_sharding=parallel.data_sharding(mesh),
-      ),
-      donate_argnums=0,
-  )
+  state = steps.fresh_state(params, tx)
+  step = steps.jitted_step(model, tx, section, mesh)
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start

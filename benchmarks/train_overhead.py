@@ -23,11 +23,10 @@ from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from benchmarks import profiling
-from configs import default
+from benchmarks import steps
 from osas import parallel
 from osas import samplers
 from osas.models import ModelSpec
@@ -35,7 +34,6 @@ from osas.models import Supernet
 from osas.models.initialize import init_variables
 from osas.space import SearchSpace
 from osas.train import common
-from osas.train import supernet as supernet_train
 
 _BATCH = flags.DEFINE_integer('batch', 256, 'Images per training step.')
 _SIZE = flags.DEFINE_integer('size', 32, 'Image height = width.')
@@ -50,14 +48,6 @@ _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed calls before timing.')
 _PROFILE = flags.DEFINE_bool(
     'profile', False, 'Also print the per-HLO-op breakdown of the one-shot step and forward.'
 )
-
-
-def _section(batch: int, ghost: int) -> ml_collections.ConfigDict:
-  """configs/default.py's `config.supernet` (the paper's values) at this batch, on 'mask'."""
-  section = default.get_config().supernet
-  # lr_reference_batch_size stays the default's: the rate does not change the timing.
-  section.update(dict(batch_size=batch, ghost_batch_size=ghost, execution='mask'))
-  return section
 
 
 def all_on_step(
@@ -119,7 +109,8 @@ def main(argv):
       kernels=_IMPL.value,
   )
   model = Supernet(space, spec)
-  section = _section(batch_size, ghost)
+  # lr_reference_batch_size stays the default's: the rate does not change the timing.
+  section = steps.section(batch_size=batch_size, ghost_batch_size=ghost, execution='mask')
   mesh = parallel.make_mesh()
   parallel.check_batch(batch_size, ghost, mesh, '--batch/--ghost')
   sampler = samplers.get_sampler(section.sampler)
@@ -137,26 +128,11 @@ def main(argv):
   )['params']
   jax.block_until_ready(params)
   init_s = time.perf_counter() - init_start
-  new_state = lambda: supernet_train.SupernetState(
-      step=jnp.zeros((), jnp.int32),
-      params=jax.tree.map(jnp.copy, params),
-      opt_state=tx.init(params),
-      key=jax.random.key(2),
-  )
+  new_state = lambda: steps.fresh_state(params, tx)
   num_ghosts = batch_size // ghost
   masks = sampler(jax.random.key(3), space, num_ghosts, 1.0, section)
 
-  one_shot = jax.jit(
-      functools.partial(
-          supernet_train.train_step,
-          model=model,
-          tx=tx,
-          sampler=sampler,
-          section=section,
-          masks_sharding=parallel.data_sharding(mesh),
-      ),
-      donate_argnums=0,
-  )
+  one_shot = steps.jitted_step(model, tx, section, mesh)
   all_on = jax.jit(
       functools.partial(all_on_step, model=model, tx=tx, section=section), donate_argnums=0
   )
