@@ -2,6 +2,7 @@
 
 `configs/compare_cpu.py:sampler=S,strategy=T,bn=B` with S in path_dropout | uniform_class
 (training), T in random | evolution (which cells are scored: the same number either way),
+or S = T = controller (ENAS: the controller trained with the shared weights proposes them),
 B in ghost | recalibrate (how a cell's BN statistics are obtained for its one-shot score);
 every combination searches under the same FLOP limit and is judged by the benchmark's
 table (benchmarks/compare_search.py prints the comparison). The data and the table are
@@ -17,8 +18,8 @@ DATA = '../shared/data'
 # The median stand-alone FLOPs (multiply-adds) of the 15,625 cells at C = 16, 1 cell per
 # stack, 32x32 images (osas.models.cost): the limit admits 51% of the space.
 MEDIAN_FLOPS = 15_647_360
-SAMPLERS = ('path_dropout', 'uniform_class')
-STRATEGIES = ('random', 'evolution')
+SAMPLERS = ('path_dropout', 'uniform_class', 'controller')
+STRATEGIES = ('random', 'evolution', 'controller')
 
 
 def get_config(arg=None):
@@ -34,6 +35,11 @@ def get_config(arg=None):
   for field, known in (('sampler', SAMPLERS), ('strategy', STRATEGIES)):
     if args[field] not in known:
       raise ValueError(f'config argument {field}={args[field]!r}: expected one of {known}')
+  if (args['sampler'] == 'controller') != (args['strategy'] == 'controller'):
+    raise ValueError(
+        f"config argument strategy={args['strategy']!r}: ENAS is sampler=controller with "
+        'strategy=controller, and neither goes with another'
+    )
   if args['candidates'] <= 0 or args['candidates'] % 50:
     raise ValueError(f"config argument candidates={args['candidates']}: a positive multiple of 50")
   config = nasbench201_cpu.get_config(
@@ -45,6 +51,11 @@ def get_config(arg=None):
   config.report.ground_truth = f'{DATA}/nasbench201/nb201_cifar10.csv'  # test_acc_200ep.
 
   config.search.strategy = args['strategy']
+  # ENAS: a phase of 10 controller steps x 10 cells, rewarded on 128 held-out images each,
+  # after every 100 shared steps (ENAS: 30 steps x 10 cells after each epoch of ~390).
+  config.controller.shared_steps = 100
+  config.controller.train_steps = 10
+  config.controller.batch_size = 128  # The training batch's size, as in ENAS.
   config.search.max_flops = MEDIAN_FLOPS
   # population x iterations = num_candidates: evolution scores as many cells as random.
   config.search.evolution.population = 50

@@ -78,9 +78,27 @@ def get_config(arg=None):
   config.supernet.eval_every = 1000  # Steps between probe evaluations (and at the end).
   config.supernet.num_probes = 4  # Random archs watched while training (plus all-on).
 
+  # ENAS's controller (Pham et al. 2018), for config.supernet.sampler = 'controller' and
+  # config.search.strategy = 'controller'; defaults from ENAS's convolutional cell search.
+  config.controller = ml_collections.ConfigDict()
+  config.controller.hidden_size = 64  # LSTM units.
+  config.controller.num_layers = 1  # Stacked LSTM layers.
+  config.controller.temperature = 5.0  # Logits divided by this, ...
+  config.controller.tanh_constant = 1.1  # ... then squashed to c * tanh(logits); 0: not.
+  config.controller.learning_rate = 0.0035  # Adam's.
+  config.controller.entropy_weight = 1e-4  # Bonus on the policy's entropy.
+  config.controller.baseline_decay = 0.99  # The reward's moving-average baseline.
+  config.controller.shared_steps = 100  # Shared-weight steps per phase (ENAS: an epoch).
+  config.controller.train_steps = 30  # Controller steps per phase, alternating.
+  config.controller.num_samples = 10  # Cells per controller step, their gradients averaged.
+  config.controller.batch_size = 256  # Validation images rewarding each cell (ghost BN).
+
   config.search = ml_collections.ConfigDict()
-  # 'random' | 'all' (every cell: at most num_candidates) | 'evolution' (SPOS's).
+  # 'random' | 'all' (every cell: at most num_candidates) | 'evolution' (SPOS's) |
+  # 'controller' (cells from the trained ENAS controller: supernet.sampler='controller').
   config.search.strategy = 'random'
+  # Strategy 'controller': 'most_probable' (beam search, most probable first) or 'sampled'.
+  config.search.controller_draw = 'most_probable'
   config.search.num_candidates = 20_000  # K, distinct cells of 'random' (the paper: 20,000).
   # Every strategy proposes only cells whose stand-alone model at config.retrain.filters
   # (osas.models.cost) has at most this many parameters / FLOPs (multiply-adds); 0: no limit.

@@ -1,6 +1,7 @@
 """A seconds-long config for tests: digits, one cell, a few steps of every stage.
 
-`configs/tiny.py:space=nasbench201` runs it in the NAS-Bench-201 space.
+`configs/tiny.py:space=nasbench201` runs it in the NAS-Bench-201 space; `enas=true` trains
+and searches with ENAS's controller (a phase of 2 controller steps after every 2 steps).
 """
 
 from configs import digits
@@ -17,7 +18,7 @@ RETRAIN_ARCH = {
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, steps=4, space='bender2018')
+  args = config_lib.parse_arg(arg, steps=4, space='bender2018', enas=False)
   if args['space'] not in RETRAIN_ARCH:
     known = ', '.join(RETRAIN_ARCH)
     raise ValueError(f"config argument space={args['space']!r}: expected one of {known}")
@@ -50,4 +51,12 @@ def get_config(arg=None):
   config.retrain.checkpoint_every = 2
   config.retrain.log_every = 2
   config.retrain.eval_splits = ('test',)
+  if args['enas']:
+    config.supernet.sampler = 'controller'
+    config.search.strategy = 'controller'
+    config.controller.hidden_size = 8
+    config.controller.shared_steps = 2
+    config.controller.train_steps = 2
+    config.controller.num_samples = 3
+    config.controller.batch_size = 16
   return config

@@ -2,47 +2,63 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
-# sampler(key, space, num_ghosts, ramp, section) -> the space's masks, leading ghost axis.
+from osas.controller import policy as policy_lib
+from osas.space.decisions import Decisions
+
+# sampler(key, space, num_ghosts, ramp, section, state) -> the space's masks, leading ghost
+# axis; `section` is config.supernet, `state` the training state (the controller's policy).
 Sampler = Callable[..., Any]
 
 
-def _path_dropout(key, space, num_ghosts, ramp, section) -> Any:
+def _path_dropout(key, space, num_ghosts, ramp, section, state=None) -> Any:
+  del state
   return space.drop_masks(key, num_ghosts, ramp=ramp, rate=section.path_dropout_rate)
 
 
-def _uniform_cell(key, space, num_ghosts, ramp, section) -> Any:
+def _uniform_cell(key, space, num_ghosts, ramp, section, state=None) -> Any:
   """One uniformly sampled cell per ghost batch (no ramp).
 
   Where a cell uses one op per edge (nasbench201) this is Single Path One-Shot's
   uniform single-path sampling.
   """
+  del ramp, section, state
   return space.sample_masks(key, num_ghosts)
 
 
-def _uniform_class(key, space, num_ghosts, ramp, section) -> Any:
+def _uniform_class(key, space, num_ghosts, ramp, section, state=None) -> Any:
   """One cell per ghost batch, its isomorphism class drawn uniformly.
 
   On nasbench201 each of the 6,466 distinct cells comes as often, whatever the number of
   strings that name it.
   """
+  del ramp, section, state
   return space.sample_classes(key, num_ghosts)
+
+
+def _controller(key, space, num_ghosts, ramp, section, state, *, policy) -> Any:
+  """One cell per ghost batch drawn from ENAS's controller (the state's current policy)."""
+  del ramp, section
+  choices = policy.apply({'params': state.controller.params}, key, num_ghosts, method='sample')[0]
+  return Decisions(space).to_masks(choices)
 
 
 SAMPLERS: dict[str, Sampler] = {
     'path_dropout': _path_dropout,
     'uniform_cell': _uniform_cell,
     'uniform_class': _uniform_class,
+    'controller': _controller,
 }
 
 
 # Samplers that switch most paths off: 'skip' execution computes only the rest.
-SPARSE = frozenset({'uniform_cell', 'uniform_class'})
+SPARSE = frozenset({'uniform_cell', 'uniform_class', 'controller'})
 
 
-def get_sampler(name: str, space=None) -> Sampler:
-  """The sampler `name`.
+def get_sampler(name: str, space=None, controller=None) -> Sampler:
+  """The sampler `name`; 'controller' needs the space and config.controller.
 
   ValueError naming config.supernet.sampler when it is unknown or `space` cannot draw it.
   """
@@ -53,4 +69,8 @@ def get_sampler(name: str, space=None) -> Sampler:
         f"config.supernet.sampler='uniform_class': space {space.name} has no "
         'isomorphism classes (nasbench201 has)'
     )
+  if name == 'controller':
+    if space is None or controller is None:
+      raise ValueError("config.supernet.sampler='controller' needs the space and config.controller")
+    return functools.partial(_controller, policy=policy_lib.from_config(space, controller))
   return SAMPLERS[name]

@@ -40,7 +40,7 @@ class ConfigTest(parameterized.TestCase):
     space = space_lib.from_config(config.space)
     self.assertEqual(space.size, SPACE_SIZES[config.space.name])
     ModelSpec.from_config(config.model, num_classes=10)
-    samplers.get_sampler(config.supernet.sampler)
+    samplers.get_sampler(config.supernet.sampler, space, config.controller)
     self.assertEqual(config.supernet.batch_size % config.supernet.ghost_batch_size, 0)
     self.assertIsNone(config.workdir)  # osas.main names one after the config.
 
@@ -127,10 +127,13 @@ class ConfigTest(parameterized.TestCase):
 class CompareConfigTest(parameterized.TestCase):
 
   @parameterized.parameters(
-      (sampler, strategy, bn)
-      for sampler in ('path_dropout', 'uniform_class')
-      for strategy in ('random', 'evolution')
-      for bn in ('ghost', 'recalibrate')
+      *[
+          (sampler, strategy, bn)
+          for sampler in ('path_dropout', 'uniform_class')
+          for strategy in ('random', 'evolution')
+          for bn in ('ghost', 'recalibrate')
+      ],
+      ('controller', 'controller', 'ghost'),
   )
   def test_every_combination_passes_every_stages_check(self, sampler, strategy, bn):
     config = load('compare_cpu', f'sampler={sampler},strategy={strategy},bn={bn}')
@@ -145,7 +148,9 @@ class CompareConfigTest(parameterized.TestCase):
     config.report.ground_truth = table
     _check_every_stage(config, 1)
 
-  @parameterized.parameters('sampler=single_path', 'strategy=all', 'candidates=30')
+  @parameterized.parameters(
+      'sampler=single_path', 'strategy=all', 'candidates=30', 'strategy=controller'
+  )
   def test_bad_combination_is_refused_naming_it(self, arg):
     with self.assertRaisesRegex(ValueError, f'^config argument {arg.split("=")[0]}='):
       load('compare_cpu', arg)

@@ -75,7 +75,8 @@ class Evolution:
   uninterrupted one would.
   """
 
-  def __init__(self, space, seed: int, section, limits):
+  def __init__(self, space, seed: int, section, limits, controller=None):
+    del controller  # Evolution breeds from scores alone.
     self.space, self.seed, self.limits = space, seed, limits
     self.options, self.rank_by = section.evolution, section.rank_by
     self.generations: list[list[str]] = []

@@ -18,10 +18,12 @@ from osas import parallel
 from osas import preemption
 from osas import space as space_lib
 from osas import workdir as workdir_lib
+from osas.controller import policy as policy_lib
 from osas.models import ModelSpec
 from osas.models import Supernet
 from osas.models.cost import cost
 from osas.models.initialize import init_variables
+from osas.search import controller_draw
 from osas.search import limits as limits_lib
 from osas.search import memory
 from osas.search import ranking
@@ -81,6 +83,8 @@ def check(config, mesh) -> None:
         f'be a multiple of the {mesh.devices.size} devices'
     )
   strategies.check(section, space_lib.from_config(config.space))
+  if section.strategy == 'controller':
+    controller_draw.check(config)
   for field in ('top_n', 'top_sample', 'small_n', 'random_n', 'buckets', 'per_bucket'):
     if config.select[field] < 0:
       raise ValueError(f'config.select.{field}={config.select[field]} must be >= 0')
@@ -89,7 +93,10 @@ def check(config, mesh) -> None:
 
 
 def _supernet_params(config, workdir: str, mesh):
-  """The trained one-shot weights: the newest supernet checkpoint that restores."""
+  """The trained one-shot weights: the newest supernet checkpoint that restores.
+
+  With its classes, image shape and ENAS's controller (policy, params) where trained.
+  """
   from osas.train import supernet  # pylint: disable=g-import-not-at-top
 
   if not workdir_lib.read_json(workdir, 'supernet', 'done.json'):
@@ -113,12 +120,16 @@ def _supernet_params(config, workdir: str, mesh):
         + (f' at or before config.search.checkpoint_step={at_most}' if at_most else '')
     )
   logging.info('search: the one-shot weights of step %d', restored[1])
-  return supernet.weights(restored[0]), parts['train'].num_classes, parts['train'].image_shape
+  state = restored[0]
+  controller = None
+  if state.controller is not None:
+    controller = policy_lib.from_config(parts['space'], config.controller), state.controller.params
+  return supernet.weights(state), parts['train'].num_classes, parts['train'].image_shape, controller
 
 
 def run(config, workdir: str, mesh) -> None:
   started, section = time.time(), config.search
-  params, num_classes, image_shape = _supernet_params(config, workdir, mesh)
+  params, num_classes, image_shape, controller = _supernet_params(config, workdir, mesh)
   space = space_lib.from_config(config.space)
   spec = ModelSpec.from_config(config.model, num_classes)
   retrain_spec = ModelSpec.from_config(
@@ -132,7 +143,7 @@ def run(config, workdir: str, mesh) -> None:
       lambda arch: cost(space, retrain_spec, arch, image_shape)
   )
   limits = limits_lib.Limits.from_config(section, cost_of)
-  strategy = strategies.build(space, config.seed + 3, section, limits)
+  strategy = strategies.build(space, config.seed + 3, section, limits, controller)
   scorer = _Scorer(config, space, spec, params, path, mesh, cost_of)
   save = functools.partial(workdir_lib.write_json, workdir, 'search', f'{section.strategy}.json')
   run_rounds(strategy, known, scorer.score, lambda state: save(obj=state))

@@ -11,6 +11,7 @@ from typing import Any, Callable, Protocol
 
 from absl import logging
 
+from osas.search import controller_draw
 from osas.search import evolution
 from osas.search import limits as limits_lib
 from osas.search.sampling import random_archs
@@ -54,11 +55,13 @@ def all_archs(space, seed: int, num_candidates: int) -> list[Any]:
 
 
 def _one_round(draw: Callable[..., list[Any]], what: str) -> Callable[..., OneRound]:
-  """The strategy of `draw(space, seed, num_candidates, admits)`: one round within the limits."""
+  """The strategy of `draw(space, seed, section, admits, controller)`: one round in the limits."""
 
-  def build_one_round(space, seed: int, section, limits: limits_lib.Limits) -> OneRound:
+  def build_one_round(
+      space, seed: int, section, limits: limits_lib.Limits, controller=None
+  ) -> OneRound:
     admits = limits.admits if limits.active else None
-    candidates = draw(space, seed, section.num_candidates, admits)
+    candidates = draw(space, seed, section, admits, controller)
     if limits.active and not candidates:
       raise limits.nothing_admitted(what)
     if limits.active and len(candidates) < min(section.num_candidates, space.size):
@@ -72,27 +75,50 @@ def _one_round(draw: Callable[..., list[Any]], what: str) -> Callable[..., OneRo
   return build_one_round
 
 
-def _all_within(space, seed: int, num_candidates: int, admits=None) -> list[Any]:
-  return [a for a in all_archs(space, seed, num_candidates) if admits is None or admits(a)]
+def _random(space, seed: int, section, admits, controller) -> list[Any]:
+  del controller
+  return random_archs(space, seed, section.num_candidates, admits)
+
+
+def _all_within(space, seed: int, section, admits, controller) -> list[Any]:
+  del controller
+  cells = all_archs(space, seed, section.num_candidates)
+  return [a for a in cells if admits is None or admits(a)]
+
+
+def _from_controller(space, seed: int, section, admits, controller) -> list[Any]:
+  """The trained controller's cells; `controller` is (policy, params)."""
+  if controller is None:
+    raise ValueError(
+        "config.search.strategy='controller': the supernet checkpoint holds no controller "
+        "(train it with config.supernet.sampler='controller')"
+    )
+  policy, params = controller
+  how = section.controller_draw
+  return controller_draw.draw(how, policy, params, space, section.num_candidates, seed, admits)
 
 
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
-    'random': _one_round(random_archs, 'the random cells drawn'),
+    'random': _one_round(_random, 'the random cells drawn'),
     'all': _one_round(_all_within, 'the cells of the space'),
     'evolution': evolution.Evolution,
+    'controller': _one_round(_from_controller, "the controller's cells"),
 }
 
 
 def get_strategy(name: str) -> Callable[..., Strategy]:
-  """The factory `(space, seed, config.search, limits) -> Strategy` of a strategy name."""
+  """The factory `(space, seed, config.search, limits, controller) -> Strategy` of a name."""
   if name not in STRATEGIES:
     raise ValueError(f"config.search.strategy: unknown {name!r}; known: {', '.join(STRATEGIES)}")
   return STRATEGIES[name]
 
 
-def build(space, seed: int, section, limits: limits_lib.Limits) -> Strategy:
-  """The strategy config.search.strategy names, proposing cells within `limits`."""
-  return get_strategy(section.strategy)(space, seed, section, limits)
+def build(space, seed: int, section, limits: limits_lib.Limits, controller=None) -> Strategy:
+  """The strategy config.search.strategy names, proposing cells within `limits`.
+
+  `controller`: (policy, params) of the controller trained with the supernet, or None.
+  """
+  return get_strategy(section.strategy)(space, seed, section, limits, controller)
 
 
 def check(section, space) -> None:

@@ -59,6 +59,9 @@ class Space(Protocol):
   def drop_masks(self, key: jax.Array, num_ghosts: int, *, ramp, rate, base=None) -> Any:
     """Path dropout: `base` (default all on) with paths dropped, masks [num_ghosts, ...]."""
 
+  def decisions(self) -> Sequence[Any]:
+    """The cell as independent categorical choices (osas.space.decisions.Decision)."""
+
   def all_on(self) -> Any:
     """One cell's masks with every path on: the whole one-shot model."""
 

@@ -38,6 +38,7 @@ from osas import path_dropout
 from osas.space.base import ArchBase
 from osas.space.base import SpaceBase
 from osas.space.base import register_space
+from osas.space.decisions import Decision
 
 BENDER2018_OPS = ('identity', 'sep3x3', 'sep5x5', 'sep7x7', 'conv1x7_7x1', 'max_pool', 'avg_pool')
 
@@ -279,6 +280,19 @@ class SearchSpace(SpaceBase):
         for i in range(self.num_blocks)
     )
     return self.canonical(Arch(blocks, self.name))
+
+  def decisions(self) -> list[Decision]:
+    """Per block, in order: the subset of inputs it reads, then the subset of ops it applies.
+
+    As ENAS's controller builds a cell: each node's inputs, then its ops; a subset is one
+    choice among the allowed ones (up to 31 input subsets, 28 op subsets by default).
+    """
+    input_rows, offsets, counts, op_rows = self._tables
+    out = []
+    for i in range(self.num_blocks):
+      rows = input_rows[offsets[i] : offsets[i] + counts[i]]
+      out += [Decision(f'block {i} inputs', 0, i, rows), Decision(f'block {i} ops', 1, i, op_rows)]
+    return out
 
   def all_on_arch(self) -> Arch:
     """Every input and every op in every block: the paper's All-On stand-alone baseline.

@@ -41,6 +41,7 @@ from osas import path_dropout
 from osas.space.base import ArchBase
 from osas.space.base import SpaceBase
 from osas.space.base import register_space
+from osas.space.decisions import Decision
 
 NB201_OPS = ('none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3')
 
@@ -206,6 +207,11 @@ class NasBench201Space(SpaceBase):
         i, j = self.edges[e]
         raise ValueError(f'edge {i}->{j} has {row.sum()} ops on; a cell has exactly one')
     return self._cell(self.ops[k] for k in ops.argmax(-1))
+
+  def decisions(self) -> list[Decision]:
+    """One choice per edge: its op (ENAS's controller draws them in edge order)."""
+    options = np.eye(self.num_ops, dtype=bool)
+    return [Decision(f'edge {i}->{j}', 0, e, options) for e, (i, j) in enumerate(self.edges)]
 
   def all_on(self) -> EdgeMasks:
     """Every op of every edge on: the whole one-shot model."""

@@ -19,10 +19,12 @@ from osas import parallel
 from osas import samplers
 from osas import space as space_lib
 from osas import workdir as workdir_lib
+from osas.controller import reinforce
 from osas.models import ModelSpec
 from osas.models import Supernet
 from osas.models.initialize import init_variables
 from osas.train import common
+from osas.train import controller_phases
 from osas.train.loop import Loop
 
 
@@ -30,6 +32,7 @@ class SupernetState(common.TrainState):
   """The supernet's training state, plus the moving average of its weights (if kept)."""
 
   ema_params: Any = None
+  controller: Any = None  # ENAS's controller (sampler 'controller'): ControllerState.
 
 
 def is_bn_affine(path: tuple[str, ...]) -> bool:
@@ -102,7 +105,8 @@ def train_step(
   """
   num_ghosts = section.batch_size // section.ghost_batch_size
   ramp = jnp.minimum(state.step / section.num_steps, 1.0)
-  masks = sampler(jax.random.fold_in(state.key, state.step), model.space, num_ghosts, ramp, section)
+  key = jax.random.fold_in(state.key, state.step)
+  masks = sampler(key, model.space, num_ghosts, ramp, section, state)
   masks = jax.lax.with_sharding_constraint(masks, masks_sharding)
 
   apply = lambda params, images, masks: model.apply({'params': params}, images, masks)
@@ -178,7 +182,15 @@ def check(config, mesh) -> None:
   resolve_execution(section.execution, section.sampler)
   space = space_lib.from_config(config.space)
   ModelSpec.from_config(config.model, num_classes=1)
-  samplers.get_sampler(section.sampler, space)
+  samplers.get_sampler(section.sampler, space, config.controller)
+  if section.sampler == 'controller':
+    reinforce.check(config.controller)
+    parallel.check_batch(
+        config.controller.batch_size,
+        section.ghost_batch_size,
+        mesh,
+        'config.controller.batch_size',
+    )
   common.learning_rate(section, 'config.supernet')
   data.get_split(
       config.data, 'train', global_batch_size=section.batch_size, train=True, seed=config.seed
@@ -207,7 +219,7 @@ def build(config, mesh) -> dict[str, Any]:
           train_step,
           model=model,
           tx=tx,
-          sampler=samplers.get_sampler(section.sampler),
+          sampler=samplers.get_sampler(section.sampler, space, config.controller),
           section=section,
           masks_sharding=batch_sharding,
       ),
@@ -241,6 +253,11 @@ def init_state(parts: dict[str, Any], config, mesh) -> SupernetState:
       key=jax.random.key(config.seed + 2),
       # A copy: the step donates the state, and one buffer cannot be donated twice.
       ema_params=jax.tree.map(jnp.copy, params) if config.supernet.ema_decay else None,
+      controller=(
+          controller_phases.init_state(parts['space'], config.controller, config.seed)
+          if config.supernet.sampler == 'controller'
+          else None
+      ),
   )
   return parallel.put(state, parallel.replicated(mesh))
 
@@ -276,9 +293,12 @@ def run(config, workdir: str, mesh) -> None:
       max_to_keep=section.keep_checkpoints,
   )
   with metric_logs.MetricWriter(workdir_lib.path(workdir, 'logs')) as writer:
+    phases = None
+    if section.sampler == 'controller':
+      phases = controller_phases.ControllerPhases(config, mesh, parts, writer)
     loop = Loop(
         name='supernet',
-        step_fn=parts['step'],
+        step_fn=parts['step'] if phases is None else phases.step,
         num_steps=section.num_steps,
         batches=lambda start: (
             parallel.global_batch(b, mesh) for b in parts['train'].batches(start)
@@ -292,6 +312,7 @@ def run(config, workdir: str, mesh) -> None:
     )
     state = loop.restore(state)
     _, summary = loop.run(state)
+    summary.update(phases.last if phases else {})
   checkpointer.close()
   workdir_lib.write_json(
       workdir, 'supernet', 'done.json', obj={'num_steps': section.num_steps, **summary}

@@ -1,0 +1,27 @@
+"""ENAS (Pham et al. 2018) as a config of the pipeline, on digits: minutes on a CPU.
+
+The shared weights train on cells from an LSTM controller, which is trained in turn by
+REINFORCE on their one-shot accuracy; the search scores the controller's most probable
+cells. `configs/enas.py:space=nasbench201` searches the NAS-Bench-201 cell.
+"""
+
+from configs import digits
+from osas import config_lib
+
+SPACES = ('bender2018', 'nasbench201')
+
+
+def get_config(arg=None):
+  args = config_lib.parse_arg(arg, space='bender2018', steps=300, filters=8)
+  if args['space'] not in SPACES:
+    raise ValueError(f"config argument space={args['space']!r}: expected one of {SPACES}")
+  config = digits.get_config(f"steps={args['steps']},filters={args['filters']}")
+  config.space.name = args['space']
+  config.supernet.sampler = 'controller'  # Each ghost batch: a cell from the controller.
+  config.search.strategy = 'controller'  # Its most probable cells (controller_draw).
+  # 6 phases over 300 steps; a controller step per shared step, as ENAS's 30 per epoch of
+  # 390 steps on CIFAR-10 roughly are.
+  config.controller.shared_steps = 50
+  config.controller.train_steps = 10  # x 10 cells (num_samples): 100 rewards per phase.
+  config.controller.batch_size = 64  # Of the 237 held-out images, one batch per reward.
+  return config

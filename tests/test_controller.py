@@ -1,0 +1,203 @@
+"""ENAS's controller: decisions, the LSTM policy, REINFORCE, and the pipeline with both."""
+
+import itertools
+import os
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import helpers
+from osas import data
+from osas import main
+from osas import parallel
+from osas import stages
+from osas import space as space_lib
+from osas import workdir as workdir_lib
+from osas.controller import policy as policy_lib
+from osas.controller import reinforce
+from osas.search import controller_draw
+from osas.space.decisions import Decisions
+
+SPACES = ('bender2018', 'nasbench201')
+
+
+def _section(**overrides):
+  section = ml_collections.ConfigDict(
+      dict(
+          hidden_size=8,
+          num_layers=1,
+          temperature=5.0,
+          tanh_constant=1.1,
+          learning_rate=0.0035,
+          entropy_weight=1e-4,
+          baseline_decay=0.99,
+      )
+  )
+  section.update(overrides)
+  return section
+
+
+def _policy(space, **overrides):
+  policy = policy_lib.from_config(space, _section(**overrides))
+  params = reinforce.init_state(policy, _section(), jax.random.key(0)).params
+  return policy, params
+
+
+class DecisionsTest(parameterized.TestCase):
+
+  @parameterized.parameters(*SPACES)
+  def test_choices_are_the_cells_one_to_one(self, name):
+    space = space_lib.get_space(name)
+    decisions = Decisions(space)
+    self.assertEqual(int(np.prod(decisions.num_options, dtype=np.int64)), space.size)
+    archs = space.decode_batch(space.sample_masks(jax.random.key(1), 50))
+    choices = decisions.of_archs(archs)
+    self.assertEqual(decisions.archs(choices), archs)
+    masks = jax.tree.map(np.asarray, decisions.to_masks(choices))
+    expected = space.encode_batch(archs)
+    for a, b in zip(jax.tree.leaves(masks), jax.tree.leaves(expected)):
+      np.testing.assert_array_equal(a, b)
+
+
+class PolicyTest(parameterized.TestCase):
+
+  @parameterized.parameters(*SPACES)
+  def test_every_sample_is_a_cell_and_its_log_prob_is_recomputed(self, name):
+    space = space_lib.get_space(name)
+    policy, params = _policy(space, num_layers=2)
+    choices, log_prob, entropy = policy.apply(
+        {'params': params}, jax.random.key(2), 64, method='sample'
+    )
+    self.assertLen(Decisions(space).archs(choices), 64)  # decode raises on a non-cell.
+    self.assertTrue(np.all(np.asarray(choices) >= 0))
+    self.assertTrue(np.all(np.asarray(choices) < np.array(Decisions(space).num_options)))
+    again, entropy_again = policy.apply({'params': params}, choices)
+    np.testing.assert_allclose(log_prob, again, rtol=1e-5)
+    np.testing.assert_allclose(entropy, entropy_again, rtol=1e-5)
+
+    # By hand from the logits: LSTM layers, head, / temperature, c * tanh, log-softmax.
+    bound = policy.bind({'params': params})
+    n = choices.shape[0]
+    carry = [(jnp.zeros((n, 8)), jnp.zeros((n, 8))) for _ in range(2)]
+    x, total = jnp.broadcast_to(params['start'], (n, 8)), jnp.zeros(n)
+    for d in range(len(policy.num_options)):
+      for layer in range(2):
+        carry[layer], x = bound.cells[layer](carry[layer], x)
+      logits = 1.1 * jnp.tanh(bound.heads[d](x) / 5.0)
+      total += jax.nn.log_softmax(logits)[jnp.arange(n), choices[:, d]]
+      if d + 1 < len(policy.num_options):
+        x = params[f'embeds_{d}']['embedding'][choices[:, d]]
+    np.testing.assert_allclose(log_prob, total, rtol=1e-5)
+
+  def test_probabilities_sum_to_one_and_beam_search_ranks_them(self):
+    policy = policy_lib.Policy((3, 4, 2), hidden_size=8, tanh_constant=0.0, temperature=0.3)
+    params = policy.init(jax.random.key(3), jnp.zeros((1, 3), jnp.int32))['params']
+    every = jnp.array(list(itertools.product(range(3), range(4), range(2))))
+    log_prob, _ = policy.apply({'params': params}, every)
+    self.assertAlmostEqual(float(jnp.exp(log_prob).sum()), 1.0, places=5)
+    # Width 24 >= every prefix count: beam search is exact, most probable first, and the
+    # rows past the 24 cells are -inf.
+    beams, beam_log_prob = policy.apply({'params': params}, 30, method='beam')
+    order = np.argsort(-np.asarray(log_prob), kind='stable')
+    np.testing.assert_allclose(beam_log_prob[:24], np.asarray(log_prob)[order], rtol=1e-5)
+    self.assertEqual(
+        sorted(map(tuple, np.asarray(beams[:24]).tolist())), sorted(map(tuple, every.tolist()))
+    )
+    self.assertTrue(np.all(np.isneginf(beam_log_prob[24:])))
+
+
+class ReinforceTest(absltest.TestCase):
+
+  def test_a_rewarded_choice_becomes_more_probable(self):
+    policy = policy_lib.Policy((3, 3), hidden_size=8)
+    section = _section(learning_rate=0.05, baseline_decay=0.9, entropy_weight=0.0)
+    state = reinforce.init_state(policy, section, jax.random.key(4))
+    prob_of_0 = lambda s: float(
+        jnp.exp(policy.apply({'params': s.params}, jnp.array([[0, 0], [0, 1], [0, 2]]))[0]).sum()
+    )
+    before = prob_of_0(state)
+    update = jax.jit(lambda s, c, r: reinforce.update(s, c, r, policy=policy, section=section))
+    for t in range(60):
+      choices = reinforce.sample(state.params, jax.random.key(t), policy=policy, n=16)
+      rewards = (choices[:, 0] == 0).astype(jnp.float32)
+      if t == 0:
+        first_mean = float(rewards.mean())
+      state, metrics = update(state, choices, rewards)
+      if t == 0:  # The baseline starts at the first mean reward, then moves 10% a step.
+        self.assertAlmostEqual(float(metrics['baseline']), first_mean, places=6)
+    self.assertAlmostEqual(before, 1 / 3, delta=0.05)
+    self.assertGreater(prob_of_0(state), 0.8)
+    self.assertEqual(int(state.step), 60)
+
+
+class PipelineTest(absltest.TestCase):
+
+  def test_enas_trains_resumes_and_searches_the_most_probable_cells(self):
+    config = lambda: helpers.tiny(
+        'space=nasbench201,enas=true', stages=('train_supernet', 'search')
+    )
+    reference = self.create_tempdir().full_path
+    main.run(config(), reference)
+    done = workdir_lib.read_json(reference, 'supernet', 'done.json')
+    # 4 steps, a phase after steps 2 and 4, 2 controller steps each.
+    self.assertGreater(done['controller/entropy'], 0)
+    restored = _controller(reference, 4)
+    self.assertEqual(int(restored['step']), 4)
+
+    # Stopped after step 3, resumed: the controller ends where the uninterrupted one did.
+    from osas import preemption  # pylint: disable=g-import-not-at-top
+    from test_preemption import _stop_at_poll  # pylint: disable=g-import-not-at-top
+
+    workdir = self.create_tempdir().full_path
+    with _stop_at_poll(3), self.assertRaises(preemption.Preempted):
+      main.run(config(), workdir)
+    self.assertEqual(int(_controller(workdir, 3)['step']), 2)
+    main.run(config(), workdir)
+    for a, b in zip(jax.tree.leaves(_controller(workdir, 4)), jax.tree.leaves(restored)):
+      np.testing.assert_array_equal(a, b)
+
+    # The search scored the controller's 6 most probable cells, most probable first.
+    space = space_lib.get_space('nasbench201')
+    policy = policy_lib.from_config(space, config().controller)
+    params = jax.tree.map(jnp.asarray, restored['params'])
+    expected = [a.to_string() for a in controller_draw.most_probable(policy, params, space, 6)]
+    for name in (reference, workdir):
+      with open(os.path.join(name, 'search', 'candidates.jsonl')) as f:
+        scored = [line.split('"')[3] for line in f]
+      self.assertEqual(scored, expected)
+
+
+class CheckTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('controller.num_samples', 0, r'config\.controller\.num_samples=0 must be a positive'),
+      ('controller.temperature', 0.0, r'config\.controller\.temperature=0\.0 must be positive'),
+      ('controller.batch_size', 12, r'config\.controller\.batch_size'),
+      ('search.controller_draw', 'best', r"config\.search\.controller_draw='best'"),
+      ('supernet.sampler', 'uniform_cell', r"needs a controller trained with the supernet"),
+  )
+  def test_bad_field_is_named(self, field, value, message):
+    config = helpers.tiny('enas=true', **{field: value})
+    mesh = parallel.make_mesh(1)
+    with mock.patch.object(data, 'get_split'), self.assertRaisesRegex(ValueError, message):
+      for _, stage in stages.get(config.stages):
+        stage.check(config, mesh)
+
+
+def _controller(workdir, step):
+  """The controller's state in a supernet checkpoint (but its key), as numpy arrays."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  path = os.path.join(workdir, 'supernet', 'checkpoints', str(step), 'default')
+  state = dict(ocp.StandardCheckpointer().restore(path)['controller'])
+  del state['key']
+  return jax.tree.map(np.asarray, state)
+
+
+if __name__ == '__main__':
+  absltest.main()
