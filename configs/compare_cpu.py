@@ -55,7 +55,7 @@ def get_config(arg=None):
   # after every 100 shared steps (ENAS: 30 steps x 10 cells after each epoch of ~390).
   config.controller.shared_steps = 100
   config.controller.train_steps = 10
-  config.controller.batch_size = 128  # The training batch's size, as in ENAS.
+  config.controller.batch_size = 128  # The training batch's size (ENAS: 160 both).
   config.search.max_flops = MEDIAN_FLOPS
   # population x iterations = num_candidates: evolution scores as many cells as random.
   config.search.evolution.population = 50

@@ -6,6 +6,7 @@ import functools
 from typing import Any, Callable
 
 from osas.controller import policy as policy_lib
+from osas.controller import reinforce
 from osas.space.decisions import Decisions
 
 # sampler(key, space, num_ghosts, ramp, section, state) -> the space's masks, leading ghost
@@ -41,7 +42,7 @@ def _uniform_class(key, space, num_ghosts, ramp, section, state=None) -> Any:
 def _controller(key, space, num_ghosts, ramp, section, state, *, policy) -> Any:
   """One cell per ghost batch drawn from ENAS's controller (the state's current policy)."""
   del ramp, section
-  choices = policy.apply({'params': state.controller.params}, key, num_ghosts, method='sample')[0]
+  choices = reinforce.sample(state.controller.params, key, policy=policy, n=num_ghosts)
   return Decisions(space).to_masks(choices)
 
 
@@ -57,7 +58,7 @@ SAMPLERS: dict[str, Sampler] = {
 SPARSE = frozenset({'uniform_cell', 'uniform_class', 'controller'})
 
 
-def get_sampler(name: str, space=None, controller=None) -> Sampler:
+def get_sampler(name: str, space=None, controller_section=None) -> Sampler:
   """The sampler `name`; 'controller' needs the space and config.controller.
 
   ValueError naming config.supernet.sampler when it is unknown or `space` cannot draw it.
@@ -70,7 +71,7 @@ def get_sampler(name: str, space=None, controller=None) -> Sampler:
         'isomorphism classes (nasbench201 has)'
     )
   if name == 'controller':
-    if space is None or controller is None:
+    if space is None or controller_section is None:
       raise ValueError("config.supernet.sampler='controller' needs the space and config.controller")
-    return functools.partial(_controller, policy=policy_lib.from_config(space, controller))
+    return functools.partial(_controller, policy=policy_lib.from_config(space, controller_section))
   return SAMPLERS[name]

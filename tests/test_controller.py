@@ -15,8 +15,8 @@ import helpers
 from osas import data
 from osas import main
 from osas import parallel
-from osas import stages
 from osas import space as space_lib
+from osas import stages
 from osas import workdir as workdir_lib
 from osas.controller import policy as policy_lib
 from osas.controller import reinforce
@@ -33,6 +33,7 @@ def _section(**overrides):
           num_layers=1,
           temperature=5.0,
           tanh_constant=1.1,
+          op_tanh_reduce=2.5,
           learning_rate=0.0035,
           entropy_weight=1e-4,
           baseline_decay=0.99,
@@ -80,7 +81,8 @@ class PolicyTest(parameterized.TestCase):
     np.testing.assert_allclose(log_prob, again, rtol=1e-5)
     np.testing.assert_allclose(entropy, entropy_again, rtol=1e-5)
 
-    # By hand from the logits: LSTM layers, head, / temperature, c * tanh, log-softmax.
+    # By hand from the logits: LSTM layers, head, / temperature, c * tanh, log-softmax,
+    # with c = 1.1 for inputs and 1.1 / 2.5 for ops.
     bound = policy.bind({'params': params})
     n = choices.shape[0]
     carry = [(jnp.zeros((n, 8)), jnp.zeros((n, 8))) for _ in range(2)]
@@ -88,7 +90,8 @@ class PolicyTest(parameterized.TestCase):
     for d in range(len(policy.num_options)):
       for layer in range(2):
         carry[layer], x = bound.cells[layer](carry[layer], x)
-      logits = 1.1 * jnp.tanh(bound.heads[d](x) / 5.0)
+      c = 1.1 / 2.5 if Decisions(space).items[d].is_op else 1.1
+      logits = c * jnp.tanh(bound.heads[d](x) / 5.0)
       total += jax.nn.log_softmax(logits)[jnp.arange(n), choices[:, d]]
       if d + 1 < len(policy.num_options):
         x = params[f'embeds_{d}']['embedding'][choices[:, d]]
@@ -111,6 +114,23 @@ class PolicyTest(parameterized.TestCase):
     self.assertTrue(np.all(np.isneginf(beam_log_prob[24:])))
 
 
+class DrawTest(absltest.TestCase):
+
+  def test_sampled_cells_are_distinct_and_within_the_limit(self):
+    space = space_lib.get_space('nasbench201')
+    policy, params = _policy(space)
+    admits = lambda arch: 'none' not in arch.ops  # 4 ** 6 = 4,096 of the 15,625 cells.
+    cells = controller_draw.sampled(policy, params, space, 100, 0, admits)
+    self.assertLen(cells, 100)
+    self.assertLen(set(cells), 100)
+    self.assertTrue(all(map(admits, cells)))
+    self.assertEqual(cells, controller_draw.sampled(policy, params, space, 100, 0, admits))
+    best = controller_draw.most_probable(policy, params, space, 10, admits)
+    log_prob, _ = policy.apply({'params': params}, Decisions(space).of_archs(best))
+    self.assertTrue(all(map(admits, best)))
+    self.assertTrue(np.all(np.diff(np.asarray(log_prob)) <= 1e-6))  # Most probable first.
+
+
 class ReinforceTest(absltest.TestCase):
 
   def test_a_rewarded_choice_becomes_more_probable(self):
@@ -128,8 +148,12 @@ class ReinforceTest(absltest.TestCase):
       if t == 0:
         first_mean = float(rewards.mean())
       state, metrics = update(state, choices, rewards)
-      if t == 0:  # The baseline starts at the first mean reward, then moves 10% a step.
-        self.assertAlmostEqual(float(metrics['baseline']), first_mean, places=6)
+      if t == 0:  # Starts at the first reward, then moves 10% towards each next one.
+        expected = float(rewards[0])
+        for r in np.asarray(rewards)[1:]:
+          expected = 0.9 * expected + 0.1 * r
+        self.assertAlmostEqual(float(metrics['baseline']), expected, places=5)
+        self.assertAlmostEqual(float(metrics['accuracy']), first_mean, places=6)
     self.assertAlmostEqual(before, 1 / 3, delta=0.05)
     self.assertGreater(prob_of_0(state), 0.8)
     self.assertEqual(int(state.step), 60)
@@ -179,7 +203,7 @@ class CheckTest(parameterized.TestCase):
       ('controller.temperature', 0.0, r'config\.controller\.temperature=0\.0 must be positive'),
       ('controller.batch_size', 12, r'config\.controller\.batch_size'),
       ('search.controller_draw', 'best', r"config\.search\.controller_draw='best'"),
-      ('supernet.sampler', 'uniform_cell', r"needs a controller trained with the supernet"),
+      ('supernet.sampler', 'uniform_cell', r'needs a controller trained with the supernet'),
   )
   def test_bad_field_is_named(self, field, value, message):
     config = helpers.tiny('enas=true', **{field: value})

@@ -2,9 +2,10 @@
 
 Decision d reads the embedding of decision d-1's choice (a learned start vector for the
 first), steps the LSTM and draws from its own softmax; logits are divided by the
-temperature and then, as an option, squashed to tanh_constant * tanh(logits), which keeps
-every choice's probability away from zero (ENAS: temperature 5, tanh constant 1.1). All
-weights start uniform in [-0.1, 0.1], as in ENAS.
+temperature and then, as an option, squashed to c * tanh(logits), which keeps every
+choice's probability away from zero: c = tanh_constant for a choice of inputs and
+tanh_constant / op_tanh_reduce for a choice of ops (ENAS's convolutional cell search: no
+temperature, 1.1 and 2.5). All weights start uniform in [-0.1, 0.1], as in ENAS.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Policy(nn.Module):
   num_layers: int = 1
   temperature: float = 1.0
   tanh_constant: float = 0.0  # 0: no squashing.
+  op_tanh_reduce: float = 1.0  # Ops' decisions squash to tanh_constant / op_tanh_reduce.
+  is_op: tuple[bool, ...] = ()  # Per decision: ops (True) or inputs; (): all inputs.
 
   def setup(self):
     self.cells = [
@@ -59,7 +62,8 @@ class Policy(nn.Module):
       new.append(c)
     logits = self.heads[d](x) / self.temperature
     if self.tanh_constant:
-      logits = self.tanh_constant * jnp.tanh(logits)
+      is_op = self.is_op[d] if self.is_op else False
+      logits = self.tanh_constant / (self.op_tanh_reduce if is_op else 1.0) * jnp.tanh(logits)
     return tuple(new), jax.nn.log_softmax(logits)
 
   def __call__(self, choices: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -103,9 +107,7 @@ class Policy(nn.Module):
     for d, k in enumerate(self.num_options):
       carry, lp = self._log_probs(carry, x, d)
       scores = (total[:, None] + lp).reshape(-1)
-      total, index = (
-          jax.lax.top_k(scores, width) if width <= scores.size else _pad_top(scores, width)
-      )
+      total, index = jax.lax.top_k(scores, width)  # width * k scores: never too few.
       parent, choice = index // k, (index % k).astype(jnp.int32)
       carry = jax.tree.map(lambda c: c[parent], carry)
       history = jnp.concatenate([history[parent], choice[:, None]], -1)
@@ -114,22 +116,15 @@ class Policy(nn.Module):
     return history, total
 
 
-def _pad_top(scores: jax.Array, width: int) -> tuple[jax.Array, jax.Array]:
-  """top_k of `scores` padded with -inf (index 0) up to `width` entries."""
-  values, index = jax.lax.top_k(scores, scores.size)
-  pad = width - scores.size
-  return (
-      jnp.concatenate([values, jnp.full(pad, -jnp.inf)]),
-      jnp.concatenate([index, jnp.zeros(pad, index.dtype)]),
-  )
-
-
 def from_config(space, section) -> Policy:
   """The policy of config.controller over `space`'s decisions."""
+  decisions = Decisions(space)
   return Policy(
-      num_options=Decisions(space).num_options,
+      num_options=decisions.num_options,
       hidden_size=section.hidden_size,
       num_layers=section.num_layers,
       temperature=section.temperature,
       tanh_constant=section.tanh_constant,
+      op_tanh_reduce=section.op_tanh_reduce,
+      is_op=decisions.is_op,
   )

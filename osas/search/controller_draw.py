@@ -8,11 +8,13 @@ way only cells within config.search.max_params / max_flops are kept.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
 import numpy as np
 
+from osas.controller import reinforce
 from osas.search.sampling import DRAWS_PER_CELL
 from osas.space.decisions import Decisions
 
@@ -44,13 +46,11 @@ def sampled(policy, params, space, count: int, seed: int, admits=None) -> list[A
   wanted = min(count, space.size)
   archs: dict[Any, None] = {}
   key, draws, budget = jax.random.key(seed), 0, DRAWS_PER_CELL * max(wanted, 64)
-  sample = jax.jit(
-      lambda p, k, n: policy.apply({'params': p}, k, n, method='sample')[0], static_argnums=2
-  )
+  n = max(wanted, 64)  # One batch size: one compile.
+  sample = jax.jit(functools.partial(reinforce.sample, policy=policy, n=n))
   while len(archs) < wanted and draws < budget:
     key, draw = jax.random.split(key)
-    n = max(wanted - len(archs), 64)
-    for arch in decisions.archs(np.asarray(sample(params, draw, n))):
+    for arch in decisions.archs(np.asarray(sample(params, draw))):
       if len(archs) < wanted and (admits is None or admits(arch)):
         archs.setdefault(arch)
     draws += n
@@ -60,6 +60,7 @@ def sampled(policy, params, space, count: int, seed: int, admits=None) -> list[A
 def draw(
     how: str, policy, params, space, count: int, seed: int, admits: Callable[[Any], bool] | None
 ) -> list[Any]:
+  """`count` cells of the controller by config.search.controller_draw `how`."""
   if how == 'most_probable':
     return most_probable(policy, params, space, count, admits)
   return sampled(policy, params, space, count, seed, admits)
@@ -67,6 +68,7 @@ def draw(
 
 def check(config) -> None:
   """ValueError naming the field when strategy 'controller' cannot work."""
+  reinforce.check(config.controller)  # A search-only run restores the controller it names.
   if config.search.controller_draw not in DRAWS:
     raise ValueError(
         f'config.search.controller_draw={config.search.controller_draw!r}: expected one of '

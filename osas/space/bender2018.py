@@ -291,7 +291,10 @@ class SearchSpace(SpaceBase):
     out = []
     for i in range(self.num_blocks):
       rows = input_rows[offsets[i] : offsets[i] + counts[i]]
-      out += [Decision(f'block {i} inputs', 0, i, rows), Decision(f'block {i} ops', 1, i, op_rows)]
+      out += [
+          Decision(f'block {i} inputs', 0, i, rows, False),
+          Decision(f'block {i} ops', 1, i, op_rows, True),
+      ]
     return out
 
   def all_on_arch(self) -> Arch:

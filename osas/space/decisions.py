@@ -22,6 +22,7 @@ class Decision(NamedTuple):
   leaf: int
   row: int
   options: np.ndarray  # [K, width] bool, K >= 1 distinct rows.
+  is_op: bool  # Which ops (True) or which inputs (False): ENAS squashes the two differently.
 
 
 class Decisions:
@@ -35,16 +36,26 @@ class Decisions:
     self._treedef = jax.tree.structure(template)
     rows: dict[tuple[int, int], int] = {}
     for d, item in enumerate(self.items):
+      options = np.asarray(item.options)
+      if (
+          (item.leaf, item.row) in rows
+          or item.leaf >= len(self._shapes)
+          or options.ndim != 2
+          or options.shape[-1] != self._shapes[item.leaf][-1]
+          or len(np.unique(options, axis=0)) != len(options)
+      ):
+        raise ValueError(
+            f'space {space.name}: decision {item.name!r} is not one row of distinct options '
+            'of its own'
+        )
       rows[(item.leaf, item.row)] = d
+    counts = [int(np.prod(shape[:-1])) for shape in self._shapes]
+    if set(rows) != {(leaf, r) for leaf, count in enumerate(counts) for r in range(count)}:
+      raise ValueError(f'space {space.name}: decisions do not cover each mask row once')
     # Per leaf: its decisions in row order, and their option tables stacked with offsets.
     self._leaf_decisions, self._tables, self._offsets = [], [], []
-    for leaf, shape in enumerate(self._shapes):
-      count = int(np.prod(shape[:-1]))
-      order = [rows.get((leaf, r)) for r in range(count)]
-      if None in order or any(np.ndim(self.items[d].options) != 2 for d in order):
-        raise ValueError(
-            f'space {space.name}: decisions do not cover every row of mask leaf {leaf}'
-        )
+    for leaf, count in enumerate(counts):
+      order = [rows[(leaf, r)] for r in range(count)]
       tables = [np.asarray(self.items[d].options, bool) for d in order]
       self._leaf_decisions.append(np.array(order))
       self._tables.append(np.concatenate(tables))
@@ -52,7 +63,13 @@ class Decisions:
 
   @property
   def num_options(self) -> tuple[int, ...]:
+    """K of each decision, in order."""
     return tuple(len(d.options) for d in self.items)
+
+  @property
+  def is_op(self) -> tuple[bool, ...]:
+    """Whether each decision picks ops (else inputs)."""
+    return tuple(bool(d.is_op) for d in self.items)
 
   def __len__(self) -> int:
     return len(self.items)

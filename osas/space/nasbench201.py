@@ -211,7 +211,7 @@ class NasBench201Space(SpaceBase):
   def decisions(self) -> list[Decision]:
     """One choice per edge: its op (ENAS's controller draws them in edge order)."""
     options = np.eye(self.num_ops, dtype=bool)
-    return [Decision(f'edge {i}->{j}', 0, e, options) for e, (i, j) in enumerate(self.edges)]
+    return [Decision(f'edge {i}->{j}', 0, e, options, True) for e, (i, j) in enumerate(self.edges)]
 
   def all_on(self) -> EdgeMasks:
     """Every op of every edge on: the whole one-shot model."""

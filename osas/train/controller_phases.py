@@ -4,9 +4,9 @@ With config.supernet.sampler = 'controller' every ghost batch trains the shared 
 its own cell from the controller; after every config.controller.shared_steps of those
 steps, config.controller.train_steps REINFORCE steps train the controller, each on
 num_samples cells rewarded with their one-shot accuracy on a validation batch, scored by
-the search's evaluator (ghost BN, as in training). Controller step t samples with
-fold_in(key, t) and is rewarded on validation batch t, so a resumed run repeats what an
-uninterrupted one would have done.
+the search's evaluator (ghost BN, as in training) with the weights the search will use.
+Controller step t samples with fold_in(key, t) and is rewarded on validation batch t, so a
+resumed run repeats what an uninterrupted one would have done.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ BEAM = 16
 class ControllerPhases:
   """Wraps the shared-weight step: `step(state, batch)` runs a phase where one is due."""
 
-  def __init__(self, config, mesh, parts: dict[str, Any], writer):
+  def __init__(self, config, mesh, parts: dict[str, Any], writer, weights):
+    """`weights(state)`: the shared weights to reward with, those the search will score."""
     section = config.controller
+    self.weights = weights
     self.section, self.mesh, self.writer = section, mesh, writer
     self.shared_step = parts['step']
     self.decisions = Decisions(parts['space'])
@@ -61,7 +63,7 @@ class ControllerPhases:
         out_shardings=repl,
         donate_argnums=0,
     )
-    self._best = jax.jit(lambda p: self.policy.apply({'params': p}, BEAM, method='beam'))
+    self._best = jax.jit(functools.partial(reinforce.most_probable, policy=self.policy, width=BEAM))
     self._step = None  # The shared step count, tracked here so each step needs no sync.
     self.last: dict[str, float] = {}  # The last phase's mean metrics.
 
@@ -82,7 +84,8 @@ class ControllerPhases:
       choices = self._sample(controller.params, jax.random.fold_in(controller.key, t))
       masks = self.decisions.to_masks(np.asarray(choices))
       batch = parallel.global_batch(self.valid.batch(t), self.mesh)
-      scores = self.evaluator.score(state.params, [(batch['image'], batch['label'])], masks)
+      images_labels = [(batch['image'], batch['label'])]
+      scores = self.evaluator.score(self.weights(state), images_labels, masks)
       rewards = parallel.put(scores['accuracy'].astype(np.float32), self._repl)
       controller, metrics = self._update(controller, choices, rewards)
       phase_metrics.append(metrics)
@@ -94,9 +97,9 @@ class ControllerPhases:
     self.last['controller/best_prob'] = float(np.exp(log_prob[0]))
     self.writer.write_scalars(shared_step, self.last)
     logging.info(
-        'controller: step %d, reward %.4f, entropy %.3f; most probable cell (beam) %s (p=%.3g)',
+        'controller: step %d, accuracy %.4f, entropy %.3f; most probable cell (beam) %s (p=%.3g)',
         int(jax.device_get(controller.step)),
-        self.last['controller/reward'],
+        self.last['controller/accuracy'],
         self.last['controller/entropy'],
         arch,
         self.last['controller/best_prob'],

@@ -185,6 +185,11 @@ def check(config, mesh) -> None:
   samplers.get_sampler(section.sampler, space, config.controller)
   if section.sampler == 'controller':
     reinforce.check(config.controller)
+    if config.controller.shared_steps > section.num_steps:
+      raise ValueError(
+          f'config.controller.shared_steps={config.controller.shared_steps} must be <= '
+          f'config.supernet.num_steps={section.num_steps}: else the controller never trains'
+      )
     parallel.check_batch(
         config.controller.batch_size,
         section.ghost_batch_size,
@@ -295,7 +300,7 @@ def run(config, workdir: str, mesh) -> None:
   with metric_logs.MetricWriter(workdir_lib.path(workdir, 'logs')) as writer:
     phases = None
     if section.sampler == 'controller':
-      phases = controller_phases.ControllerPhases(config, mesh, parts, writer)
+      phases = controller_phases.ControllerPhases(config, mesh, parts, writer, weights)
     loop = Loop(
         name='supernet',
         step_fn=parts['step'] if phases is None else phases.step,
