@@ -15,12 +15,16 @@ import helpers
 from osas import data
 from osas import main
 from osas import parallel
+from osas import preemption
 from osas import space as space_lib
 from osas import stages
 from osas import workdir as workdir_lib
 from osas.controller import policy as policy_lib
 from osas.controller import reinforce
+from osas.models import ModelSpec
+from osas.models import cost as cost_lib
 from osas.search import controller_draw
+from osas.search import results
 from osas.space.decisions import Decisions
 
 SPACES = ('bender2018', 'nasbench201')
@@ -161,10 +165,8 @@ class ReinforceTest(absltest.TestCase):
 
 class PipelineTest(absltest.TestCase):
 
-  def test_enas_trains_resumes_and_searches_the_most_probable_cells(self):
-    config = lambda: helpers.tiny(
-        'space=nasbench201,enas=true', stages=('train_supernet', 'search')
-    )
+  def test_enas_runs_every_stage_and_a_stopped_run_resumes_to_the_same_controller(self):
+    config = lambda **overrides: helpers.tiny('space=nasbench201,enas=true', **overrides)
     reference = self.create_tempdir().full_path
     main.run(config(), reference)
     done = workdir_lib.read_json(reference, 'supernet', 'done.json')
@@ -173,27 +175,32 @@ class PipelineTest(absltest.TestCase):
     restored = _controller(reference, 4)
     self.assertEqual(int(restored['step']), 4)
 
-    # Stopped after step 3, resumed: the controller ends where the uninterrupted one did.
-    from osas import preemption  # pylint: disable=g-import-not-at-top
-    from test_preemption import _stop_at_poll  # pylint: disable=g-import-not-at-top
-
-    workdir = self.create_tempdir().full_path
-    with _stop_at_poll(3), self.assertRaises(preemption.Preempted):
-      main.run(config(), workdir)
-    self.assertEqual(int(_controller(workdir, 3)['step']), 2)
-    main.run(config(), workdir)
-    for a, b in zip(jax.tree.leaves(_controller(workdir, 4)), jax.tree.leaves(restored)):
-      np.testing.assert_array_equal(a, b)
-
     # The search scored the controller's 6 most probable cells, most probable first.
     space = space_lib.get_space('nasbench201')
     policy = policy_lib.from_config(space, config().controller)
     params = jax.tree.map(jnp.asarray, restored['params'])
     expected = [a.to_string() for a in controller_draw.most_probable(policy, params, space, 6)]
-    for name in (reference, workdir):
-      with open(os.path.join(name, 'search', 'candidates.jsonl')) as f:
-        scored = [line.split('"')[3] for line in f]
-      self.assertEqual(scored, expected)
+    records = results.read(os.path.join(reference, 'search', 'candidates.jsonl'))
+    self.assertEqual([r['arch'] for r in records], expected)
+    # Selection, retraining and the report follow as for any strategy.
+    arch = space.parse(config().retrain.archs[0])
+    result = workdir_lib.read_json(reference, 'retrain', arch.id, 'result.json')
+    self.assertEqual(result['arch'], arch.to_string())
+    spec = ModelSpec(num_classes=10, filters=2, num_stacks=1, cells_per_stack=1)
+    self.assertEqual(result['params'], cost_lib.cost(space, spec, arch, (8, 8, 1)).params)
+    summary = workdir_lib.read_json(reference, 'report', 'summary.json')
+    self.assertEqual(summary['counts']['candidates_scored'], 6)
+
+    # Stopped after step 3, resumed: the controller ends where the uninterrupted one did.
+    from test_preemption import _stop_at_poll  # pylint: disable=g-import-not-at-top
+
+    workdir = self.create_tempdir().full_path
+    with _stop_at_poll(3), self.assertRaises(preemption.Preempted):
+      main.run(config(stages=('train_supernet',)), workdir)
+    self.assertEqual(int(_controller(workdir, 3)['step']), 2)
+    main.run(config(stages=('train_supernet',)), workdir)
+    for a, b in zip(jax.tree.leaves(_controller(workdir, 4)), jax.tree.leaves(restored)):
+      np.testing.assert_array_equal(a, b)
 
 
 class CheckTest(parameterized.TestCase):

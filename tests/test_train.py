@@ -203,6 +203,18 @@ class SkipExecutionTest(parameterized.TestCase):
       supernet_train.check(config, parallel.make_mesh())
 
 
+class StateLayoutTest(absltest.TestCase):
+
+  def test_checkpoint_layout_is_that_of_earlier_workdirs(self):
+    # Orbax restores only into the tree a checkpoint was written with: a new field here
+    # would make every supernet trained before it unreadable (ENAS's controller lives in
+    # a subclass, used only with sampler 'controller').
+    fields = lambda cls: tuple(cls.__dataclass_fields__)
+    base = ('step', 'params', 'opt_state', 'key', 'batch_stats', 'ema_params')
+    self.assertEqual(fields(supernet_train.SupernetState), base)
+    self.assertEqual(fields(supernet_train.ControllerSupernetState), base + ('controller',))
+
+
 class SupernetOptionsTest(absltest.TestCase):
   """config.supernet.bn_affine and ema_decay, one step against hand computation."""
 

@@ -122,7 +122,7 @@ def _supernet_params(config, workdir: str, mesh):
   logging.info('search: the one-shot weights of step %d', restored[1])
   state = restored[0]
   controller = None
-  if state.controller is not None:
+  if getattr(state, 'controller', None) is not None:
     controller = policy_lib.from_config(parts['space'], config.controller), state.controller.params
   return supernet.weights(state), parts['train'].num_classes, parts['train'].image_shape, controller
 

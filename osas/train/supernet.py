@@ -32,7 +32,16 @@ class SupernetState(common.TrainState):
   """The supernet's training state, plus the moving average of its weights (if kept)."""
 
   ema_params: Any = None
-  controller: Any = None  # ENAS's controller (sampler 'controller'): ControllerState.
+
+
+class ControllerSupernetState(SupernetState):
+  """With ENAS's controller (sampler 'controller'), checkpointed with the weights.
+
+  A subclass, not a field of SupernetState: every other run's checkpoints keep the layout
+  they had before ENAS existed, so workdirs trained earlier still restore.
+  """
+
+  controller: Any = None  # reinforce.ControllerState.
 
 
 def is_bn_affine(path: tuple[str, ...]) -> bool:
@@ -251,18 +260,20 @@ def init_state(parts: dict[str, Any], config, mesh) -> SupernetState:
       jax.tree.map(lambda x: x[None], parts['space'].all_on()),
   )
   params = variables['params']
-  state = SupernetState(
+  enas = config.supernet.sampler == 'controller'
+  extra = {}
+  if enas:
+    extra['controller'] = controller_phases.init_state(
+        parts['space'], config.controller, config.seed
+    )
+  state = (ControllerSupernetState if enas else SupernetState)(
       step=jnp.zeros((), jnp.int32),
       params=params,
       opt_state=parts['tx'].init(params),
       key=jax.random.key(config.seed + 2),
       # A copy: the step donates the state, and one buffer cannot be donated twice.
       ema_params=jax.tree.map(jnp.copy, params) if config.supernet.ema_decay else None,
-      controller=(
-          controller_phases.init_state(parts['space'], config.controller, config.seed)
-          if config.supernet.sampler == 'controller'
-          else None
-      ),
+      **extra,
   )
   return parallel.put(state, parallel.replicated(mesh))
 
