@@ -5,8 +5,10 @@
 
 One row per workdir: its sampler, strategy and batch norm (from DIR/config.json), the
 true accuracy (the table's column) of its one-shot top-1 and the mean of its top-10
-under the FLOP limit, the best the table holds under that limit, and the search's cost:
-wall time of the search stage (DIR/search/timing.json) and candidates scored.
+under the FLOP limit; beside them the baseline, the same scored cells ranked by their
+FLOPs (the size count that one-shot scores must beat); the best the table holds under
+the limit; and the search's cost: wall time of the search stage (DIR/search/timing.json)
+and candidates scored.
 """
 
 import argparse
@@ -25,8 +27,9 @@ from osas.search import results
 TOP = 10
 HEADER = (
     '| sampler | strategy | bn | max FLOPs | top-1 true % | top-10 mean true % '
-    '| table best under the limit % | search wall min | scored |\n'
-    '|---|---|---|---:|---:|---:|---:|---:|---:|'
+    '| by FLOPs: top-1 / top-10 mean % | table best under the limit % | search wall min '
+    '| scored |\n'
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|'
 )
 
 
@@ -62,6 +65,8 @@ def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
   if not joined:
     raise ValueError(f'{workdir}: no scored candidate within the limit is in {table.path}')
   true = [t for _, _, t in joined]
+  flops = {r['arch']: r['flops'] or 0 for r in admitted}
+  by_flops = [t for _, _, t in sorted(joined, key=lambda j: -flops[j[0]])]  # Stable.
   timing = _read(workdir, 'search', 'timing.json')
   cells = [
       config['supernet']['sampler'],
@@ -70,6 +75,7 @@ def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
       f'{limit:,}' if limit else 'none',
       f'{100 * true[0]:.2f}',
       f'{100 * sum(true[:TOP]) / len(true[:TOP]):.2f}',
+      f'{100 * by_flops[0]:.2f} / {100 * sum(by_flops[:TOP]) / len(by_flops[:TOP]):.2f}',
       f'{100 * best_under_limit(config, table, image_size):.2f}',
       f"{timing['wall_s'] / 60:.1f}",
       str(len(records)),

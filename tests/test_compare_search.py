@@ -46,26 +46,28 @@ class CompareSearchTest(absltest.TestCase):
     big = compare_cpu.MEDIAN_FLOPS + 1  # Its one-shot score is the best: left out.
     small = compare_cpu.MEDIAN_FLOPS
     dirs = [
-        _workdir(root, 'a', '', [(0.5, small), (0.4, small), (0.3, small), (0.9, big)], 90),
+        _workdir(root, 'a', '', [(0.5, small - 2), (0.4, small), (0.3, small - 1), (0.9, big)], 90),
         _workdir(
             root,
             'b',
             'sampler=uniform_class,strategy=evolution,bn=recalibrate',
-            [(0.2, small), (0.6, small)],
+            [(0.2, small), (0.6, small - 1)],
             600,
         ),
     ]
-    # The table's best under the limit: from the cells' FLOPs at the study's width.
+    # The table's best under the limit: from the cells' FLOPs at the study's width; the
+    # baseline ranks the admitted scored cells by their records' FLOPs, most first.
     lines = compare_search.table_text(dirs, csv, 'test_acc_200ep').splitlines()
     self.assertLen(lines, 4)
     self.assertEqual(
         lines[2],
-        '| path_dropout | random | ghost | 15,647,360 | 80.00 | 70.00 | 80.00 | 1.5 | 4 |',
+        '| path_dropout | random | ghost | 15,647,360 | 80.00 | 70.00 | 60.00 / 70.00 | 80.00 '
+        '| 1.5 | 4 |',
     )
     self.assertEqual(
         lines[3],
-        '| uniform_class | evolution | recalibrate | 15,647,360 | 60.00 | 70.00 | 80.00 | 10.0 '
-        '| 2 |',
+        '| uniform_class | evolution | recalibrate | 15,647,360 | 60.00 | 70.00 | 80.00 / 70.00 '
+        '| 80.00 | 10.0 | 2 |',
     )
 
 
