@@ -75,31 +75,35 @@ class PolicyTest(parameterized.TestCase):
   def test_every_sample_is_a_cell_and_its_log_prob_is_recomputed(self, name):
     space = space_lib.get_space(name)
     policy, params = _policy(space, num_layers=2)
-    choices, log_prob, entropy = policy.apply(
-        {'params': params}, jax.random.key(2), 64, method='sample'
-    )
+    sample = jax.jit(lambda p, k: policy.apply({'params': p}, k, 64, method='sample'))
+    choices, log_prob, entropy = sample(params, jax.random.key(2))
     self.assertLen(Decisions(space).archs(choices), 64)  # decode raises on a non-cell.
     self.assertTrue(np.all(np.asarray(choices) >= 0))
     self.assertTrue(np.all(np.asarray(choices) < np.array(Decisions(space).num_options)))
-    again, entropy_again = policy.apply({'params': params}, choices)
+    again, entropy_again = jax.jit(lambda p, c: policy.apply({'params': p}, c))(params, choices)
     np.testing.assert_allclose(log_prob, again, rtol=1e-5)
     np.testing.assert_allclose(entropy, entropy_again, rtol=1e-5)
 
     # By hand from the logits: LSTM layers, head, / temperature, c * tanh, log-softmax,
     # with c = 1.1 for inputs and 1.1 / 2.5 for ops.
-    bound = policy.bind({'params': params})
-    n = choices.shape[0]
-    carry = [(jnp.zeros((n, 8)), jnp.zeros((n, 8))) for _ in range(2)]
-    x, total = jnp.broadcast_to(params['start'], (n, 8)), jnp.zeros(n)
-    for d in range(len(policy.num_options)):
-      for layer in range(2):
-        carry[layer], x = bound.cells[layer](carry[layer], x)
-      c = 1.1 / 2.5 if Decisions(space).items[d].is_op else 1.1
-      logits = c * jnp.tanh(bound.heads[d](x) / 5.0)
-      total += jax.nn.log_softmax(logits)[jnp.arange(n), choices[:, d]]
-      if d + 1 < len(policy.num_options):
-        x = params[f'embeds_{d}']['embedding'][choices[:, d]]
-    np.testing.assert_allclose(log_prob, total, rtol=1e-5)
+    is_op = [item.is_op for item in Decisions(space).items]
+
+    @jax.jit
+    def by_hand(params, choices):
+      bound = policy.bind({'params': params})
+      n = choices.shape[0]
+      carry = [(jnp.zeros((n, 8)), jnp.zeros((n, 8))) for _ in range(2)]
+      x, total = jnp.broadcast_to(params['start'], (n, 8)), jnp.zeros(n)
+      for d in range(len(policy.num_options)):
+        for layer in range(2):
+          carry[layer], x = bound.cells[layer](carry[layer], x)
+        logits = (1.1 / 2.5 if is_op[d] else 1.1) * jnp.tanh(bound.heads[d](x) / 5.0)
+        total += jax.nn.log_softmax(logits)[jnp.arange(n), choices[:, d]]
+        if d + 1 < len(policy.num_options):
+          x = params[f'embeds_{d}']['embedding'][choices[:, d]]
+      return total
+
+    np.testing.assert_allclose(log_prob, by_hand(params, choices), rtol=1e-5)
 
   def test_probabilities_sum_to_one_and_beam_search_ranks_them(self):
     policy = policy_lib.Policy((3, 4, 2), hidden_size=8, tanh_constant=0.0, temperature=0.3)
@@ -146,8 +150,9 @@ class ReinforceTest(absltest.TestCase):
     )
     before = prob_of_0(state)
     update = jax.jit(lambda s, c, r: reinforce.update(s, c, r, policy=policy, section=section))
+    sample = jax.jit(lambda p, k: reinforce.sample(p, k, policy=policy, n=16))
     for t in range(60):
-      choices = reinforce.sample(state.params, jax.random.key(t), policy=policy, n=16)
+      choices = sample(state.params, jax.random.key(t))
       rewards = (choices[:, 0] == 0).astype(jnp.float32)
       if t == 0:
         first_mean = float(rewards.mean())
