@@ -54,6 +54,27 @@ def best_under_limit(config: dict[str, Any], table: ground_truth.Table, image_si
   )
 
 
+def top_mean(scored: list[tuple[float, float]], k: int) -> float:
+  """Mean value of the top k (score, value) pairs by score, ties broken at random (expected).
+
+  Cells often share a FLOP count: a tie is worth its members' mean, not whichever member
+  another ordering happens to put first.
+  """
+  groups: dict[float, list[float]] = {}
+  for score, value in scored:
+    groups.setdefault(score, []).append(value)
+  k = min(k, len(scored))
+  total, left = 0.0, k
+  for score in sorted(groups, reverse=True):
+    values = groups[score]
+    take = min(left, len(values))
+    total += take * sum(values) / len(values)
+    left -= take
+    if not left:
+      break
+  return total / k
+
+
 def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
   """The markdown row of one finished search."""
   config = _read(workdir, 'config.json')
@@ -66,7 +87,7 @@ def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
     raise ValueError(f'{workdir}: no scored candidate within the limit is in {table.path}')
   true = [t for _, _, t in joined]
   flops = {r['arch']: r['flops'] or 0 for r in admitted}
-  by_flops = [t for _, _, t in sorted(joined, key=lambda j: -flops[j[0]])]  # Stable.
+  by_flops = [(flops[a], t) for a, _, t in joined]
   timing = _read(workdir, 'search', 'timing.json')
   cells = [
       config['supernet']['sampler'],
@@ -75,7 +96,7 @@ def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
       f'{limit:,}' if limit else 'none',
       f'{100 * true[0]:.2f}',
       f'{100 * sum(true[:TOP]) / len(true[:TOP]):.2f}',
-      f'{100 * by_flops[0]:.2f} / {100 * sum(by_flops[:TOP]) / len(by_flops[:TOP]):.2f}',
+      f'{100 * top_mean(by_flops, 1):.2f} / {100 * top_mean(by_flops, TOP):.2f}',
       f'{100 * best_under_limit(config, table, image_size):.2f}',
       f"{timing['wall_s'] / 60:.1f}",
       str(len(records)),
