@@ -39,11 +39,11 @@ def _uniform_class(key, space, num_ghosts, ramp, section, state=None) -> Any:
   return space.sample_classes(key, num_ghosts)
 
 
-def _controller(key, space, num_ghosts, ramp, section, state, *, policy) -> Any:
+def _controller(key, space, num_ghosts, ramp, section, state, *, policy, decisions) -> Any:
   """One cell per ghost batch drawn from ENAS's controller (the state's current policy)."""
-  del ramp, section
+  del space, ramp, section
   choices = reinforce.sample(state.controller.params, key, policy=policy, n=num_ghosts)
-  return Decisions(space).to_masks(choices)
+  return decisions.to_masks(choices)
 
 
 SAMPLERS: dict[str, Sampler] = {
@@ -73,5 +73,9 @@ def get_sampler(name: str, space=None, controller_section=None) -> Sampler:
   if name == 'controller':
     if space is None or controller_section is None:
       raise ValueError("config.supernet.sampler='controller' needs the space and config.controller")
-    return functools.partial(_controller, policy=policy_lib.from_config(space, controller_section))
+    return functools.partial(
+        _controller,
+        policy=policy_lib.from_config(space, controller_section),
+        decisions=Decisions(space),
+    )
   return SAMPLERS[name]

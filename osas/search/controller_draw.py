@@ -29,9 +29,8 @@ def most_probable(policy, params, space, count: int, admits=None) -> list[Any]:
   wanted = min(count, space.size)
   width = wanted
   while True:
-    choices, log_prob = jax.jit(lambda p, w=width: policy.apply({'params': p}, w, method='beam'))(
-        params
-    )
+    beam = functools.partial(reinforce.most_probable, policy=policy, width=width)
+    choices, log_prob = jax.jit(beam)(params)
     finite = np.isfinite(np.asarray(log_prob))
     archs = decisions.archs(np.asarray(choices)[finite])
     kept = [a for a in archs if admits is None or admits(a)]

@@ -79,8 +79,8 @@ class ControllerPhases:
   def phase(self, state, shared_step: int):
     """config.controller.train_steps REINFORCE steps on the current shared weights."""
     controller, phase_metrics = state.controller, []
-    for _ in range(self.section.train_steps):
-      t = int(jax.device_get(controller.step))
+    first = int(jax.device_get(controller.step))  # One sync per phase, not per step.
+    for t in range(first, first + self.section.train_steps):
       choices = self._sample(controller.params, jax.random.fold_in(controller.key, t))
       masks = self.decisions.to_masks(np.asarray(choices))
       batch = parallel.global_batch(self.valid.batch(t), self.mesh)
@@ -98,7 +98,7 @@ class ControllerPhases:
     self.writer.write_scalars(shared_step, self.last)
     logging.info(
         'controller: step %d, accuracy %.4f, entropy %.3f; most probable cell (beam) %s (p=%.3g)',
-        int(jax.device_get(controller.step)),
+        first + self.section.train_steps,
         self.last['controller/accuracy'],
         self.last['controller/entropy'],
         arch,
