@@ -3,20 +3,23 @@
     PYTHONPATH=. python benchmarks/compare_search.py DIR [DIR ...] \
       [--csv=../shared/data/nasbench201/nb201_cifar10.csv --column=test_acc_200ep]
 
-One row per workdir: its sampler, strategy and batch norm (from DIR/config.json), the
-true accuracy (the table's column) of its one-shot top-1 and the mean of its top-10
-under the FLOP limit; beside them the baseline, the same scored cells ranked by their
-FLOPs (the size count that one-shot scores must beat); the best the table holds under
-the limit; and the search's cost: wall time of the search stage (DIR/search/timing.json)
-and candidates scored.
+One row per workdir: its sampler, strategy, batch norm and weights (shared, or SMASH's
+hypernet; from DIR/config.json), the true accuracy (the table's column) of its one-shot
+top-1 and the mean of its top-10 under the FLOP limit; beside them the baseline, the same
+scored cells ranked by their FLOPs (the size count that one-shot scores must beat); the
+Kendall tau-b of one-shot accuracy and of FLOPs with the true accuracy over those cells;
+the best the table holds under the limit; and the search's cost: wall time of the search
+stage (DIR/search/timing.json) and candidates scored.
 """
 
 import argparse
 import json
+import math
 import os
 from typing import Any
 
 import ml_collections
+import scipy.stats
 
 from osas import space as space_lib
 from osas.models import ModelSpec
@@ -26,10 +29,10 @@ from osas.search import results
 
 TOP = 10
 HEADER = (
-    '| sampler | strategy | bn | max FLOPs | top-1 true % | top-10 mean true % '
-    '| by FLOPs: top-1 / top-10 mean % | table best under the limit % | search wall min '
-    '| scored |\n'
-    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|'
+    '| sampler | strategy | bn | weights | max FLOPs | top-1 true % | top-10 mean true % '
+    '| by FLOPs: top-1 / top-10 mean % | tau: one-shot / FLOPs | table best under the limit % '
+    '| search wall min | scored |\n'
+    '|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'
 )
 
 
@@ -75,6 +78,12 @@ def top_mean(scored: list[tuple[float, float]], k: int) -> float:
   return total / k
 
 
+def _tau(x: list[float], y: list[float]) -> str:
+  """Kendall's tau-b, 'n/a' where it is undefined (fewer than 2 cells, or all tied)."""
+  tau = scipy.stats.kendalltau(x, y).statistic if len(x) > 1 else math.nan
+  return 'n/a' if math.isnan(tau) else f'{tau:.2f}'
+
+
 def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
   """The markdown row of one finished search."""
   config = _read(workdir, 'config.json')
@@ -93,10 +102,12 @@ def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
       config['supernet']['sampler'],
       search['strategy'],
       search.get('bn', 'ghost'),
+      config['supernet'].get('weights', 'shared'),
       f'{limit:,}' if limit else 'none',
       f'{100 * true[0]:.2f}',
       f'{100 * sum(true[:TOP]) / len(true[:TOP]):.2f}',
       f'{100 * top_mean(by_flops, 1):.2f} / {100 * top_mean(by_flops, TOP):.2f}',
+      f'{_tau([s for _, s, _ in joined], true)} / {_tau([f for f, _ in by_flops], true)}',
       f'{100 * best_under_limit(config, table, image_size):.2f}',
       f"{timing['wall_s'] / 60:.1f}",
       str(len(records)),

@@ -3,12 +3,14 @@
 `configs/compare_cpu.py:sampler=S,strategy=T,bn=B` with S in path_dropout | uniform_class
 (training), T in random | evolution (which cells are scored: the same number either way),
 or S = T = controller (ENAS: the controller trained with the shared weights proposes them),
-B in ghost | recalibrate (how a cell's BN statistics are obtained for its one-shot score);
-every combination searches under the same FLOP limit and is judged by the benchmark's
+B in ghost | recalibrate (how a cell's BN statistics are obtained for its one-shot score),
+and `weights=hypernet` for SMASH's kernels generated per cell (default: shared); every
+combination searches under the same FLOP limit and is judged by the benchmark's
 table (benchmarks/compare_search.py prints the comparison). The data and the table are
 the repository's real CIFAR-10 subset and NAS-Bench-201 CSV under ../shared/data (paths
 relative to the repository root; override them as in configs/nasbench201_cpu.py). The
-supernet depends on the sampler only: combinations that share it can share supernet/.
+supernet depends on the sampler and weights only: combinations that share them can share
+supernet/.
 """
 
 from configs import nasbench201_cpu
@@ -28,6 +30,7 @@ def get_config(arg=None):
       sampler='path_dropout',
       strategy='random',
       bn='ghost',
+      weights='shared',
       candidates=1000,
       steps=1000,
       seed=0,
@@ -51,6 +54,7 @@ def get_config(arg=None):
   config.report.ground_truth = f'{DATA}/nasbench201/nb201_cifar10.csv'  # test_acc_200ep.
 
   config.search.strategy = args['strategy']
+  config.supernet.weights = args['weights']  # Checked, naming the field, by the stages.
   # ENAS: a phase of 10 controller steps x 10 cells, rewarded on 128 held-out images each,
   # after every 100 shared steps (ENAS: 30 steps x 10 cells after each epoch of ~390).
   config.controller.shared_steps = 100

@@ -77,6 +77,14 @@ def get_config(arg=None):
   config.supernet.log_every = 100  # Steps between logged training metrics.
   config.supernet.eval_every = 1000  # Steps between probe evaluations (and at the end).
   config.supernet.num_probes = 4  # Random archs watched while training (plus all-on).
+  # 'shared': one set of weights for every cell (the paper's); 'hypernet': SMASH's
+  # (Brock et al. 2018), convolution kernels generated from each cell's encoding.
+  config.supernet.weights = 'shared'
+
+  # SMASH's hypernetwork, for config.supernet.weights = 'hypernet' (osas.models.hypernet).
+  config.hypernet = ml_collections.ConfigDict()
+  config.hypernet.width = 16  # Embedding units: the rank of each kernel's generated part.
+  config.hypernet.scale = 1.0  # Generated part's initial size, in He standard deviations.
 
   # ENAS's controller (Pham et al. 2018), for config.supernet.sampler = 'controller' and
   # config.search.strategy = 'controller'; defaults from ENAS's convolutional cell search.

@@ -1,12 +1,20 @@
-"""The embedded default: scikit-learn's digits (real, offline); the whole pipeline on a CPU."""
+"""The embedded default: scikit-learn's digits (real, offline); the whole pipeline on a CPU.
+
+`configs/digits.py:space=nasbench201` searches the NAS-Bench-201 cell instead of the paper's.
+"""
 
 from configs import default
 from osas import config_lib
 
+SPACES = ('bender2018', 'nasbench201')
+
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, steps=300, filters=8)
+  args = config_lib.parse_arg(arg, space='bender2018', steps=300, filters=8)
+  if args['space'] not in SPACES:
+    raise ValueError(f"config argument space={args['space']!r}: expected one of {SPACES}")
   config = default.get_config()
+  config.space.name = args['space']
   config.data.source = 'digits'  # 1,797 8x8 grey images bundled with scikit-learn.
   config.data.train_split = 'train[:1200]'
   config.data.valid_split = 'train[1200:]'  # 237 held-out images for one-shot scores.

@@ -6,17 +6,10 @@ cells. `configs/enas.py:space=nasbench201` searches the NAS-Bench-201 cell.
 """
 
 from configs import digits
-from osas import config_lib
-
-SPACES = ('bender2018', 'nasbench201')
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, space='bender2018', steps=300, filters=8)
-  if args['space'] not in SPACES:
-    raise ValueError(f"config argument space={args['space']!r}: expected one of {SPACES}")
-  config = digits.get_config(f"steps={args['steps']},filters={args['filters']}")
-  config.space.name = args['space']
+  config = digits.get_config(arg)  # Its arguments: space=, steps=, filters=.
   config.supernet.sampler = 'controller'  # Each ghost batch: a cell from the controller.
   config.search.strategy = 'controller'  # Its most probable cells (controller_draw).
   # 6 phases over 300 steps, 2 rewarded cells per shared step (ENAS: 300 per epoch of

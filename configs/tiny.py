@@ -1,7 +1,8 @@
 """A seconds-long config for tests: digits, one cell, a few steps of every stage.
 
 `configs/tiny.py:space=nasbench201` runs it in the NAS-Bench-201 space; `enas=true` trains
-and searches with ENAS's controller (a phase of 2 controller steps after every 2 steps).
+and searches with ENAS's controller (a phase of 2 controller steps after every 2 steps);
+`smash=true` with SMASH's generated weights.
 """
 
 from configs import digits
@@ -18,12 +19,11 @@ RETRAIN_ARCH = {
 
 
 def get_config(arg=None):
-  args = config_lib.parse_arg(arg, steps=4, space='bender2018', enas=False)
+  args = config_lib.parse_arg(arg, steps=4, space='bender2018', enas=False, smash=False)
   if args['space'] not in RETRAIN_ARCH:
     known = ', '.join(RETRAIN_ARCH)
     raise ValueError(f"config argument space={args['space']!r}: expected one of {known}")
-  config = digits.get_config(f"steps={args['steps']},filters=2")
-  config.space.name = args['space']
+  config = digits.get_config(f"steps={args['steps']},filters=2,space={args['space']}")
   config.model.num_stacks = 1
   config.model.kernels = 'native'  # Compiles faster; the model is tiny anyway.
   config.supernet.batch_size = 16
@@ -59,4 +59,7 @@ def get_config(arg=None):
     config.controller.train_steps = 2
     config.controller.num_samples = 3
     config.controller.batch_size = 16
+  if args['smash']:
+    config.supernet.weights = 'hypernet'
+    config.hypernet.width = 4
   return config

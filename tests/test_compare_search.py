@@ -50,25 +50,27 @@ class CompareSearchTest(absltest.TestCase):
         _workdir(
             root,
             'b',
-            'sampler=uniform_class,strategy=evolution,bn=recalibrate',
+            'sampler=uniform_class,strategy=evolution,bn=recalibrate,weights=hypernet',
             [(0.2, small), (0.6, small)],
             600,
         ),
     ]
     # The table's best under the limit: from the cells' FLOPs at the study's width; the
     # baseline ranks the admitted scored cells by their records' FLOPs, most first, a tie
-    # worth its mean (b: 80 and 60 at the same FLOPs).
+    # worth its mean (b: 80 and 60 at the same FLOPs). Tau by hand: a's one-shot order
+    # 80, 60, 70 has 2 of 3 pairs concordant (1/3); its FLOPs order all 3 discordant; b's
+    # FLOPs are all tied (tau-b undefined).
     lines = compare_search.table_text(dirs, csv, 'test_acc_200ep').splitlines()
     self.assertLen(lines, 4)
     self.assertEqual(
         lines[2],
-        '| path_dropout | random | ghost | 15,647,360 | 80.00 | 70.00 | 60.00 / 70.00 | 80.00 '
-        '| 1.5 | 4 |',
+        '| path_dropout | random | ghost | shared | 15,647,360 | 80.00 | 70.00 | 60.00 / 70.00 '
+        '| 0.33 / -1.00 | 80.00 | 1.5 | 4 |',
     )
     self.assertEqual(
         lines[3],
-        '| uniform_class | evolution | recalibrate | 15,647,360 | 60.00 | 70.00 | 70.00 / 70.00 '
-        '| 80.00 | 10.0 | 2 |',
+        '| uniform_class | evolution | recalibrate | hypernet | 15,647,360 | 60.00 | 70.00 '
+        '| 70.00 / 70.00 | -1.00 / n/a | 80.00 | 10.0 | 2 |',
     )
 
 

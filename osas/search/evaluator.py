@@ -23,6 +23,8 @@ from osas import models
 from osas import parallel
 from osas.models import ModelSpec
 from osas.models import Supernet
+from osas.models.hypernet import HypernetSpec
+from osas.models.hypernet import make_supernet
 from osas.search import memory
 from osas.search import zero_cost
 
@@ -141,6 +143,7 @@ class Evaluator:
       chunk_size: int,
       ghost_batch_size: int,
       zero_cost_names=(),
+      hypernet: HypernetSpec | None = None,
   ):
     self.space, self.mesh, self.mode = space, mesh, resolve_mode(mode)
     self.chunk_size, self.ghost_batch_size = chunk_size, ghost_batch_size
@@ -150,7 +153,10 @@ class Evaluator:
           f'config.search.chunk_size={chunk_size} must be a positive multiple '
           f'of the {devices} devices'
       )
-    self.model = Supernet(space, spec, execution='skip' if self.mode == 'skip' else 'mask')
+    execution = 'skip' if self.mode == 'skip' else 'mask'
+    # Zero-cost scores judge the untrained shared supernet, whatever weights were trained.
+    self.shared_model = Supernet(space, spec, execution=execution)
+    self.model = make_supernet(space, spec, execution, hypernet)
     self.zero_cost_names = tuple(zero_cost_names)
     self._compiled = {}
     self._template = None  # Zeros shaped like every BN layer's statistics, once needed.
@@ -158,13 +164,13 @@ class Evaluator:
   def _function(self, name: str, fn, num_args: int, num_ghosts: int, **static):
     """Fn jitted with the chunk split over devices and everything else replicated.
 
-    `static` are fn's further keyword arguments, fixed for the program `name`.
+    `static` are fn's further keyword arguments (`model` by default self.model), fixed for
+    the program `name`.
     """
     key = (name, num_ghosts)
     if key not in self._compiled:
-      body = functools.partial(
-          fn, model=self.model, mode=self.mode, num_ghosts=num_ghosts, **static
-      )
+      static.setdefault('model', self.model)
+      body = functools.partial(fn, mode=self.mode, num_ghosts=num_ghosts, **static)
       sharded = jax.shard_map(
           body,
           mesh=self.mesh,
@@ -176,8 +182,16 @@ class Evaluator:
     return self._compiled[key]
 
   def _zero_cost_function(self):
-    masked = Supernet(self.space, self.model.spec, execution='mask')
-    return self._function('zero_cost', _zero_cost, 3, 1, names=self.zero_cost_names, masked=masked)
+    masked = self.shared_model.clone(execution='mask')
+    return self._function(
+        'zero_cost',
+        _zero_cost,
+        3,
+        1,
+        model=self.shared_model,
+        names=self.zero_cost_names,
+        masked=masked,
+    )
 
   def _accuracy_function(self, batch_size: int, recalibrated: bool):
     if not recalibrated:
@@ -202,7 +216,7 @@ class Evaluator:
   def stats_template(self, params, image_shape) -> Any:
     """Zeros shaped like the BN statistics that recalibration writes (every layer's)."""
     if self._template is None:
-      masked = Supernet(self.space, self.model.spec, execution='mask')  # Every layer runs.
+      masked = self.model.clone(execution='mask')  # Every layer runs.
       images = jax.ShapeDtypeStruct((self.ghost_batch_size, *image_shape), jnp.float32)
       apply = lambda p, x: masked.apply(
           {'params': p}, x, self.space.all_on(), mutable=['batch_stats']

@@ -21,6 +21,7 @@ from osas import workdir as workdir_lib
 from osas.controller import policy as policy_lib
 from osas.models import ModelSpec
 from osas.models import Supernet
+from osas.models import hypernet
 from osas.models.cost import cost
 from osas.models.initialize import init_variables
 from osas.search import controller_draw
@@ -229,6 +230,7 @@ def _evaluator(config, space, spec, mesh, chunk_size: int) -> Evaluator:
       chunk_size=chunk_size,
       ghost_batch_size=config.supernet.ghost_batch_size,
       zero_cost_names=config.search.zero_cost,
+      hypernet=hypernet.from_config(config),
   )
 
 

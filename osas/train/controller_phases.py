@@ -22,6 +22,7 @@ from osas import data
 from osas import parallel
 from osas.controller import policy as policy_lib
 from osas.controller import reinforce
+from osas.models import hypernet
 from osas.search.evaluator import Evaluator
 from osas.space.decisions import Decisions
 
@@ -51,6 +52,7 @@ class ControllerPhases:
         mode=config.search.evaluator,
         chunk_size=-(-section.num_samples // devices) * devices,
         ghost_batch_size=config.supernet.ghost_batch_size,
+        hypernet=hypernet.from_config(config),
     )
     repl = parallel.replicated(mesh)
     self._repl = repl

@@ -22,6 +22,7 @@ from osas import workdir as workdir_lib
 from osas.controller import reinforce
 from osas.models import ModelSpec
 from osas.models import Supernet
+from osas.models import hypernet
 from osas.models.initialize import init_variables
 from osas.train import common
 from osas.train import controller_phases
@@ -189,6 +190,7 @@ def check(config, mesh) -> None:
     if section[field] <= 0:
       raise ValueError(f'config.supernet.{field}={section[field]} must be positive')
   resolve_execution(section.execution, section.sampler)
+  hypernet.from_config(config)
   space = space_lib.from_config(config.space)
   ModelSpec.from_config(config.model, num_classes=1)
   samplers.get_sampler(section.sampler, space, config.controller)
@@ -221,10 +223,11 @@ def build(config, mesh) -> dict[str, Any]:
   valid = data.get_split(
       config.data, 'valid', global_batch_size=section.eval_batch_size, train=False, seed=config.seed
   )
-  model = Supernet(
+  model = hypernet.make_supernet(
       space,
       ModelSpec.from_config(config.model, train.num_classes),
-      execution=resolve_execution(section.execution, section.sampler),
+      resolve_execution(section.execution, section.sampler),
+      hypernet.from_config(config),
   )
   tx = common.optimizer(section, 'config.supernet')
   repl, batch_sharding = parallel.replicated(mesh), parallel.data_sharding(mesh)
