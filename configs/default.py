@@ -85,6 +85,7 @@ def get_config(arg=None):
   config.hypernet = ml_collections.ConfigDict()
   config.hypernet.width = 16  # Embedding units: the rank of each kernel's generated part.
   config.hypernet.scale = 1.0  # Generated part's initial size, in He standard deviations.
+  config.hypernet.kernels = 'dense'  # Every dense conv kernel; 'pointwise': 1x1s (SMASH's).
 
   # ENAS's controller (Pham et al. 2018), for config.supernet.sampler = 'controller' and
   # config.search.strategy = 'controller'; defaults from ENAS's convolutional cell search.

@@ -10,7 +10,17 @@ import jax
 import ml_collections
 
 # Changing these changes parameter shapes or the data, so a workdir's results would mix.
-SHAPE_FIELDS = ('space', 'model', 'data.source', 'data.name', 'data.image_size')
+SHAPE_FIELDS = (
+    'space',
+    'model',
+    'data.source',
+    'data.name',
+    'data.image_size',
+    'supernet.weights',  # Shared or SMASH's generated: different parameters.
+    'hypernet',  # Its size, where supernet.weights = 'hypernet'.
+)
+# Saved configs from before a field existed: it had this value.
+DEFAULTS = {'supernet.weights': 'shared'}
 # Fields within them that choose how, not what, is computed (depthwise_impl: its old name;
 # dtype: the activations' precision, so a supernet trained in bfloat16 can be searched in
 # float32 on a CPU).
@@ -64,6 +74,10 @@ def _get(tree: dict[str, Any], dotted: str) -> Any:
 def _shapes(tree: dict[str, Any], dotted: str) -> Any:
   """The field `dotted` of `tree` without the HOW_FIELDS inside it."""
   value = _get(tree, dotted)
+  if dotted == 'hypernet' and _shapes(tree, 'supernet.weights') != 'hypernet':
+    return None  # Unused by shared weights.
+  if value is None:
+    return DEFAULTS.get(dotted)
   if not isinstance(value, dict):
     return value
   inside = [f[len(dotted) + 1 :] for f in HOW_FIELDS if f.startswith(dotted + '.')]

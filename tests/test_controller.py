@@ -170,8 +170,14 @@ class ReinforceTest(absltest.TestCase):
 
 class PipelineTest(absltest.TestCase):
 
-  def test_enas_runs_every_stage_and_a_stopped_run_resumes_to_the_same_controller(self):
-    config = lambda **overrides: helpers.tiny('space=nasbench201,enas=true', **overrides)
+  def test_enas_with_smash_weights_runs_every_stage_and_resumes_to_the_same_state(self):
+    # ENAS's controller trains beside SMASH's generated weights: one tiny pipeline runs
+    # both plug-ins end to end (their plain forms share every stage's code with it).
+    from test_preemption import _params  # pylint: disable=g-import-not-at-top
+    from test_preemption import _stop_at_poll  # pylint: disable=g-import-not-at-top
+
+    arg = 'space=nasbench201,enas=true,smash=true'
+    config = lambda **overrides: helpers.tiny(arg, **overrides)
     reference = self.create_tempdir().full_path
     main.run(config(), reference)
     done = workdir_lib.read_json(reference, 'supernet', 'done.json')
@@ -179,6 +185,7 @@ class PipelineTest(absltest.TestCase):
     self.assertGreater(done['controller/entropy'], 0)
     restored = _controller(reference, 4)
     self.assertEqual(int(restored['step']), 4)
+    self.assertIn('hypernet', _params(reference, 4))
 
     # The search scored the controller's 6 most probable cells, most probable first.
     space = space_lib.get_space('nasbench201')
@@ -196,15 +203,16 @@ class PipelineTest(absltest.TestCase):
     summary = workdir_lib.read_json(reference, 'report', 'summary.json')
     self.assertEqual(summary['counts']['candidates_scored'], 6)
 
-    # Stopped after step 3, resumed: the controller ends where the uninterrupted one did.
-    from test_preemption import _stop_at_poll  # pylint: disable=g-import-not-at-top
-
+    # Stopped after step 3, resumed: the controller and the weights (shared and
+    # hypernetwork) end where the uninterrupted run's did.
     workdir = self.create_tempdir().full_path
     with _stop_at_poll(3), self.assertRaises(preemption.Preempted):
       main.run(config(stages=('train_supernet',)), workdir)
     self.assertEqual(int(_controller(workdir, 3)['step']), 2)
     main.run(config(stages=('train_supernet',)), workdir)
     for a, b in zip(jax.tree.leaves(_controller(workdir, 4)), jax.tree.leaves(restored)):
+      np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(_params(workdir, 4)), jax.tree.leaves(_params(reference, 4))):
       np.testing.assert_array_equal(a, b)
 
 

@@ -8,17 +8,21 @@ and scored by validation accuracy with the generated weights.
 
 The hypernetwork: an embedding of the encoding (a tanh layer and a linear one, scaled to
 unit RMS) and one linear head per generated kernel, whose output is added to the kernel
-stored in the supernet's own parameters (the head's bias, in SMASH's terms). Every dense
-convolution kernel is generated (the 1x1s and the k x k ones: most of the weights);
-depthwise kernels, batch norm and the classifier stay shared, as SMASH keeps what it
-does not generate. The heads' outputs are multiplied by each kernel's He standard
+stored in the supernet's own parameters (the head's bias). Every dense convolution
+kernel is generated (`config.hypernet.kernels = 'dense'`: the 1x1s and the k x k ones,
+most of the weights), or the 1x1s only (`'pointwise'`, SMASH's own choice); depthwise
+kernels, batch norm and the classifier stay shared, learned freely as SMASH learns what
+it does not generate. The heads' outputs are multiplied by each kernel's He standard
 deviation (times `scale`), so at initialisation a generated kernel is the shared one plus
-a deviation of the same size, and the hypernetwork's parameters keep the usual
-initialisers (osas.models.initialize).
+a deviation of the same size, and the hypernetwork keeps the usual initialisers
+(osas.models.initialize). As in SMASH's reference code the hypernetwork gets no weight
+decay (osas.train.supernet), which would pull every cell's kernels to the shared ones.
 
 Where SMASH writes the architecture into a memory-bank tensor read by a convolutional
-hypernetwork, this encoding is the space's masks: the same information (which inputs,
-which ops), in a form every registered space already has.
+hypernetwork (a DenseNet) that outputs the whole kernels, here the encoding is the
+space's masks (which inputs, which ops: what every registered space has) and a kernel is
+a shared part plus a cell-dependent one of rank `width`: the hypernetwork has `width`
+times as many parameters as the kernels it generates.
 
 `HyperSupernet` is called like `Supernet` (init, apply, clone; the same masks with or
 without a ghost axis): with a ghost axis each ghost batch runs with its own generated
@@ -41,6 +45,12 @@ from osas.models.supernet import Supernet
 from osas.models.supernet import ghost_axis
 
 WEIGHTS = ('shared', 'hypernet')
+# Which convolution kernels [k, k, in, out] are generated: every dense one (most of the
+# weights), or only the 1x1s (SMASH's choice: its k x k convolutions are learned freely).
+GENERATED = {
+    'dense': lambda core: True,
+    'pointwise': lambda core: core[:2] == (1, 1),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +59,13 @@ class HypernetSpec:
 
   width: int = 16  # Units of the embedding, and rank of each kernel's generated part.
   scale: float = 1.0  # Generated part's initial RMS, in units of the kernel's He std.
+  kernels: str = 'dense'  # Which are generated: a key of GENERATED.
 
   def __post_init__(self):
+    if self.kernels not in GENERATED:
+      raise ValueError(
+          f'config.hypernet.kernels={self.kernels!r}: expected one of {", ".join(GENERATED)}'
+      )
     if self.width <= 0:
       raise ValueError(f'config.hypernet.width={self.width} must be positive')
     if self.scale <= 0:
@@ -85,9 +100,10 @@ def _core(path: tuple[str, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
   return shape[1:] if any(p.startswith('stack_') for p in path) else shape
 
 
-def is_generated(path: tuple[str, ...], shape: tuple[int, ...]) -> bool:
-  """A dense convolution's kernel: [k, k, in, out] (in a stack, one per layer)."""
-  return path[-1] == 'kernel' and len(_core(path, shape)) == 4
+def is_generated(path: tuple[str, ...], shape: tuple[int, ...], kernels: str = 'dense') -> bool:
+  """Whether the parameter at `path` is a kernel that `kernels` (GENERATED) generates."""
+  core = _core(path, shape)
+  return path[-1] == 'kernel' and len(core) == 4 and GENERATED[kernels](core)
 
 
 def _he_std(path: tuple[str, ...], shape: tuple[int, ...]) -> float:
@@ -141,7 +157,7 @@ class HyperSupernet:
     index, shapes, multipliers = [], [], []
     for i, (path, leaf) in enumerate(flat):
       names, shape = _names(path), tuple(leaf.shape)
-      if is_generated(names, shape):
+      if is_generated(names, shape, self.hypernet.kernels):
         index.append(i)
         shapes.append(shape)
         multipliers.append(_he_std(names, shape) * self.hypernet.scale)

@@ -100,7 +100,7 @@ def _supernet_params(config, workdir: str, mesh):
   """
   from osas.train import supernet  # pylint: disable=g-import-not-at-top
 
-  if not workdir_lib.read_json(workdir, 'supernet', 'done.json'):
+  if not supernet.check_done(config, workdir):
     raise ValueError(
         f'search: the one-shot model in {workdir} has not finished training '
         '(no supernet/done.json); run the train_supernet stage first'

@@ -46,8 +46,8 @@ class ControllerSupernetState(SupernetState):
 
 
 def is_bn_affine(path: tuple[str, ...]) -> bool:
-  """A batch norm scale or shift (the classifier's bias is the only other 'bias')."""
-  return path[-1] in ('scale', 'bias') and 'classifier' not in path
+  """A batch norm scale or shift (the classifier's and SMASH's hypernetwork's biases are not)."""
+  return path[-1] in ('scale', 'bias') and path[0] != 'hypernet' and 'classifier' not in path
 
 
 def weights(state: SupernetState) -> Any:
@@ -127,7 +127,10 @@ def train_step(
     logits = apply(params, batch['image'], masks)
     loss = common.cross_entropy(logits, batch['label'])
     usage = models.of(model.space).usage_fraction
-    l2 = common.l2(params, lambda path: usage(model.space, path, masks))
+    # SMASH's hypernetwork is not decayed, as in its reference code: decay would pull every
+    # cell's generated kernels towards the shared ones.
+    decay = lambda path: 0.0 if path[0] == 'hypernet' else usage(model.space, path, masks)
+    l2 = common.l2(params, decay)
     return loss + 0.5 * section.weight_decay * l2, (logits, loss, l2)
 
   grads, (logits, loss, l2) = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -297,10 +300,28 @@ def evaluate_probes(state, parts, config, mesh) -> dict[str, float]:
   return scalars
 
 
+def _weights(config) -> str:
+  return config.supernet.get('weights', 'shared')
+
+
+def check_done(config, workdir: str) -> dict[str, Any] | None:
+  """DIR/supernet/done.json, or ValueError where it was trained with other weights.
+
+  A supernet/ copied between workdirs escapes the saved config's check; this catches it.
+  """
+  done = workdir_lib.read_json(workdir, 'supernet', 'done.json')
+  if done and done.get('weights', 'shared') != _weights(config):
+    raise ValueError(
+        f'config.supernet.weights={_weights(config)!r}, but {workdir}/supernet was trained '
+        f"with {done.get('weights', 'shared')!r} weights; use a new --workdir"
+    )
+  return done
+
+
 def run(config, workdir: str, mesh) -> None:
   """Trains the one-shot model in `workdir`/supernet, resuming from its checkpoints."""
   section = config.supernet
-  done = workdir_lib.read_json(workdir, 'supernet', 'done.json')
+  done = check_done(config, workdir)
   if done and done.get('num_steps') == section.num_steps:
     logging.info('train_supernet: finished earlier (%d steps); skipped', section.num_steps)
     return
@@ -334,6 +355,9 @@ def run(config, workdir: str, mesh) -> None:
     summary.update(phases.last if phases else {})
   checkpointer.close()
   workdir_lib.write_json(
-      workdir, 'supernet', 'done.json', obj={'num_steps': section.num_steps, **summary}
+      workdir,
+      'supernet',
+      'done.json',
+      obj={'num_steps': section.num_steps, 'weights': _weights(config), **summary},
   )
   logging.info('train_supernet: done; %s', json.dumps(summary))
