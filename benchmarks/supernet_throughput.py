@@ -1,11 +1,12 @@
 """Supernet training throughput: images/s of the real train_step, mask against skip execution.
 
   PYTHONPATH=. python benchmarks/supernet_throughput.py [--space=nasbench201
-      --sampler=uniform_class --executions=mask,skip --batch=128 --ghost=16 --filters=16
-      --cells_per_stack=1 --repeats=5]
+      --sampler=uniform_class --executions=mask,skip --weights=shared --batch=128
+      --ghost=16 --filters=16 --cells_per_stack=1 --repeats=5]
 
 Prints a markdown table of median seconds per step, training images/s and lower+compile
-seconds for each `config.supernet.execution`, the ratio of each to the first, and, for
+seconds for each `config.supernet.execution` and `config.supernet.weights` (shared, or
+SMASH's 'hypernet' at config.hypernet's defaults), the ratio of each to the first, and, for
 'mask' execution, the achieved GFLOP/s (XLA's cost analysis of the compiled step) beside
 this machine's sustained float32 matmul GFLOP/s (the limit the convolutions, as matmuls,
 could reach). XLA counts a loop body once, so the skip step (a scan over ghost batches)
@@ -24,16 +25,18 @@ import numpy as np
 
 from benchmarks import machine
 from benchmarks import steps
+from configs import default
 from osas import parallel
 from osas import space as space_lib
 from osas.models import ModelSpec
-from osas.models import Supernet
+from osas.models import hypernet
 from osas.models.initialize import init_variables
 from osas.train import common
 
 _SPACE = flags.DEFINE_string('space', 'nasbench201', 'Search space (config.space.name).')
 _SAMPLER = flags.DEFINE_string('sampler', 'uniform_class', 'config.supernet.sampler.')
 _EXECUTIONS = flags.DEFINE_list('executions', ['mask', 'skip'], 'config.supernet.execution values.')
+_WEIGHTS = flags.DEFINE_list('weights', ['shared'], 'config.supernet.weights values.')
 _BATCH = flags.DEFINE_integer('batch', 128, 'Images per training step.')
 _GHOST = flags.DEFINE_integer('ghost', 16, 'Ghost batch size.')
 _SIZE = flags.DEFINE_integer('size', 32, 'Image height = width.')
@@ -55,10 +58,14 @@ def _section(execution: str) -> ml_collections.ConfigDict:
   )
 
 
-def _measure(execution: str, space, spec, batch, mesh) -> tuple[float, float, float | None]:
+def _measure(
+    execution: str, weights: str, space, spec, batch, mesh
+) -> tuple[float, float, float | None]:
   """(median s/step, lower+compile s, XLA's FLOPs of one step) of train_step."""
   section = _section(execution)
-  model = Supernet(space, spec, execution=execution)
+  config = ml_collections.ConfigDict({'supernet': {'weights': weights}})
+  config.hypernet = default.get_config().hypernet
+  model = hypernet.make_supernet(space, spec, execution, hypernet.from_config(config))
   tx = common.optimizer(section, 'config.supernet')
   image = np.zeros((_GHOST.value,) + batch['image'].shape[1:], np.float32)
   params = init_variables(
@@ -95,7 +102,11 @@ def main(argv):
       'label': jnp.asarray(rng.integers(0, 10, _BATCH.value), jnp.int32),
   }
   limit = machine.matmul_gflops(_MATMUL.value)
-  rows = [(e, *_measure(e, space, spec, batch, mesh)) for e in _EXECUTIONS.value]
+  rows = [
+      (f'{e}, {w}', *_measure(e, w, space, spec, batch, mesh))
+      for e in _EXECUTIONS.value
+      for w in _WEIGHTS.value
+  ]
   print(
       f'jax {jax.__version__}, backend {jax.default_backend()} ({jax.device_count()} '
       f'device(s)); {_SPACE.value}, sampler {_SAMPLER.value}, batch {_BATCH.value} of '
@@ -104,16 +115,16 @@ def main(argv):
       f'steps after {_WARMUP.value}; float32 matmul {_MATMUL.value}^3: {limit:.1f} GFLOP/s\n'
   )
   print(
-      '| execution | s/step | images/s | vs first | lower+compile s | GFLOP/s (XLA count) '
+      '| execution, weights | s/step | images/s | vs first | lower+compile s | GFLOP/s (XLA count) '
       '| of matmul |'
   )
   print('|---|---:|---:|---:|---:|---:|---:|')
   first = rows[0][1]
-  for execution, seconds, compile_s, flops in rows:
+  for name, seconds, compile_s, flops in rows:
     rate = '–' if flops is None else f'{flops / seconds / 1e9:.1f}'
     share = '–' if flops is None else f'{flops / seconds / 1e9 / limit:.0%}'
     print(
-        f'| {execution} | {seconds:.3f} | {_BATCH.value / seconds:.1f} | '
+        f'| {name} | {seconds:.3f} | {_BATCH.value / seconds:.1f} | '
         f'{first / seconds:.2f}x | {compile_s:.1f} | {rate} | {share} |'
     )
 
