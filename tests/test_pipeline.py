@@ -51,7 +51,7 @@ class PipelineTest(parameterized.TestCase):
     }
     wanted = set(helpers.tiny().retrain.archs).union(*selection.values())
     self.assertEqual(retrained, wanted)
-    arch_id = space_lib.SearchSpace().parse(helpers.tiny().retrain.archs[0]).id
+    arch_id = space_lib.from_config(helpers.tiny().space).parse(helpers.tiny().retrain.archs[0]).id
     result = workdir_lib.read_json(workdir, 'retrain', arch_id, 'result.json')
     self.assertEqual(result['steps'], 4)
     self.assertGreater(result['params'], 0)

@@ -18,6 +18,7 @@ import numpy as np
 import helpers
 from osas import main
 from osas import parallel
+from osas import space as space_lib
 from osas import workdir as workdir_lib
 from osas.models import ModelSpec
 from osas.models import Supernet
@@ -280,8 +281,9 @@ class SearchStageTest(parameterized.TestCase):
       config.search.evolution[field] = value
     # Stand-alone models at config.retrain.filters on the digits' 8x8x1 images, 10 classes.
     spec = ModelSpec.from_config({**config.model, 'filters': config.retrain.filters}, 10)
-    params = lambda arch: cost(SPACE, spec, arch, (8, 8, 1)).params
-    drawn = strategies.random_archs(SPACE, 1, 64)
+    space = space_lib.from_config(config.space)
+    params = lambda arch: cost(space, spec, arch, (8, 8, 1)).params
+    drawn = strategies.random_archs(space, 1, 64)
     config.search.max_params = int(np.median([params(a) for a in drawn]))
     workdir = self._copy('evolution')
     main.run(config, workdir)
@@ -292,7 +294,7 @@ class SearchStageTest(parameterized.TestCase):
     self.assertLen({r['arch'] for r in records}, 8)
     for record in records:
       self.assertLessEqual(record['params'], config.search.max_params)
-      self.assertEqual(record['params'], params(SPACE.parse(record['arch'])))
+      self.assertEqual(record['params'], params(space.parse(record['arch'])))
     selected = workdir_lib.read_json(workdir, 'search', 'selection.json')
     limits = {'max_params': config.search.max_params, 'max_flops': None}
     self.assertEqual(selected['limits'], limits)
