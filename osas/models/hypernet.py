@@ -202,6 +202,10 @@ class HyperSupernet:
       )
     if others or kwargs:
       raise ValueError('per-ghost generated weights: no collections besides params, no kwargs')
+    if images.shape[0] % per_ghost:
+      raise ValueError(
+          f'batch of {images.shape[0]} images does not split into {per_ghost} ghost batches'
+      )
     x = images.reshape(per_ghost, images.shape[0] // per_ghost, *images.shape[1:])
 
     def one(args):
