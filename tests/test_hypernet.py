@@ -84,6 +84,11 @@ class GeneratedWeightsTest(parameterized.TestCase):
         np.testing.assert_array_equal(x, s)
     # Per cell: 6 edges x (1x1 + 3x3); the stem; the classifier is dense, not a conv.
     self.assertEqual(generated, 13)
+    # Stand-alone weights come from a cell's generated ones, never from the shared ones.
+    with self.assertRaisesRegex(ValueError, 'SMASH parameters'):
+      models.params_from_supernet(params, NB201.parse(CELL_A))
+    standalone = models.params_from_supernet(a, NB201.parse(CELL_A))
+    self.assertIs(_kernel(standalone, (0, 1)), _kernel(a, (0, 1)))
     # A path both cells use still gets weights of its own in each.
     self.assertGreater(float(jnp.max(jnp.abs(_kernel(a, (0, 1)) - _kernel(b, (0, 1))))), 0)
 

@@ -32,4 +32,9 @@ class Standalone(nn.Module):
 
 def params_from_supernet(supernet_params: Any, arch: Any) -> Any:
   """The supernet's weights of `arch`'s active paths, shaped for `Standalone`."""
+  if 'hypernet' in supernet_params:  # Its shared kernels alone would be the wrong weights.
+    raise ValueError(
+        "params_from_supernet: these are SMASH parameters; take the cell's generated "
+        'weights first: HyperSupernet.weights_of(params, space.encode(arch))'
+    )
   return registry.of(arch.space_name).params_from_supernet(supernet_params, arch)
