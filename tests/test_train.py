@@ -49,6 +49,10 @@ def _section(**overrides):
   return ml_collections.ConfigDict(fields)
 
 
+# The step tests' cell: 2 blocks of 3 ops trace and compile in a third of the paper's time.
+SMALL_SPACE = SearchSpace(num_blocks=2, ops=('identity', 'sep3x3', 'max_pool'))
+
+
 class UsageTest(absltest.TestCase):
 
   def test_usage_fraction_by_hand(self):
@@ -102,7 +106,7 @@ class ScheduleTest(parameterized.TestCase):
 class SupernetStepTest(absltest.TestCase):
 
   def test_step_equals_hand_written_update(self):
-    space = SearchSpace()
+    space = SMALL_SPACE
     section = _section()
     model = Supernet(
         space,
@@ -219,7 +223,7 @@ class SupernetOptionsTest(absltest.TestCase):
   """config.supernet.bn_affine and ema_decay, one step against hand computation."""
 
   def _step(self, section, ema):
-    space = SearchSpace()
+    space = SMALL_SPACE
     model = Supernet(
         space,
         ModelSpec(num_classes=3, filters=2, num_stacks=1, cells_per_stack=1, kernels='native'),
