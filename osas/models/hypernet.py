@@ -40,6 +40,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from osas.models.initialize import core_shape
 from osas.models.skeleton import ModelSpec
 from osas.models.supernet import Supernet
 from osas.models.supernet import ghost_axis
@@ -95,19 +96,14 @@ def encode(space: Any, masks: Any) -> jax.Array:
   return jnp.concatenate(flat, axis=-1)
 
 
-def _core(path: tuple[str, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
-  """A parameter's shape without the leading layer axis that nn.scan's stacks add."""
-  return shape[1:] if any(p.startswith('stack_') for p in path) else shape
-
-
 def is_generated(path: tuple[str, ...], shape: tuple[int, ...], kernels: str = 'dense') -> bool:
   """Whether the parameter at `path` is a kernel that `kernels` (GENERATED) generates."""
-  core = _core(path, shape)
+  core = core_shape(path, shape)
   return path[-1] == 'kernel' and len(core) == 4 and GENERATED[kernels](core)
 
 
 def _he_std(path: tuple[str, ...], shape: tuple[int, ...]) -> float:
-  return math.sqrt(2.0 / math.prod(_core(path, shape)[:-1]))
+  return math.sqrt(2.0 / math.prod(core_shape(path, shape)[:-1]))
 
 
 def _names(path) -> tuple[str, ...]:

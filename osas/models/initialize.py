@@ -30,11 +30,15 @@ _CONSTANTS = {
 }
 
 
+def core_shape(path: tuple[str, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+  """A parameter's shape without the leading layer axis that nn.scan's stacks add."""
+  return shape[1:] if any(p.startswith('stack_') for p in path) else shape
+
+
 def kernel_std(path: tuple[str, ...], shape: tuple[int, ...]) -> float:
   """The initial standard deviation of a kernel, or ValueError for unknown parameters."""
   name = path[-1]
-  stacked = any(p.startswith('stack_') for p in path)  # nn.scan adds a leading axis.
-  core = shape[1:] if stacked else shape
+  core = core_shape(path, shape)
   if name == 'kernel' and len(core) == 2:
     return math.sqrt(1.0 / core[0]) / _TRUNCATED_STD
   if (name == 'kernel' and len(core) == 4) or (name.startswith('depthwise_') and len(core) == 3):
