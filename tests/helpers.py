@@ -88,13 +88,12 @@ def standalone_logits(space, spec, supernet_params, arch, images, num_ghosts):
   model = Standalone(arch, space, spec)
   params = params_from_supernet(supernet_params, arch)
   stats = init_variables(model, jax.random.key(0), images[:1])['batch_stats']
-  logits = [
-      model.apply(
-          {'params': params, 'batch_stats': stats}, ghost, train=True, mutable=['batch_stats']
+  apply = jax.jit(
+      lambda x: model.apply(
+          {'params': params, 'batch_stats': stats}, x, train=True, mutable=['batch_stats']
       )[0]
-      for ghost in jnp.split(images, num_ghosts)
-  ]
-  return jnp.concatenate(logits)
+  )
+  return jnp.concatenate([apply(ghost) for ghost in jnp.split(images, num_ghosts)])
 
 
 @functools.lru_cache(maxsize=None)

@@ -21,8 +21,6 @@ from osas import stages
 from osas import workdir as workdir_lib
 from osas.controller import policy as policy_lib
 from osas.controller import reinforce
-from osas.models import ModelSpec
-from osas.models import cost as cost_lib
 from osas.search import controller_draw
 from osas.search import results
 from osas.space.decisions import Decisions
@@ -179,7 +177,8 @@ class PipelineTest(absltest.TestCase):
     arg = 'space=nasbench201,enas=true,smash=true'
     config = lambda **overrides: helpers.tiny(arg, **overrides)
     reference = self.create_tempdir().full_path
-    main.run(config(), reference)
+    # Retraining does not see the controller or the hypernetwork: test_pipeline covers it.
+    main.run(config(stages=('train_supernet', 'search', 'report')), reference)
     done = workdir_lib.read_json(reference, 'supernet', 'done.json')
     # 4 steps, a phase after steps 2 and 4, 2 controller steps each.
     self.assertGreater(done['controller/entropy'], 0)
@@ -194,12 +193,7 @@ class PipelineTest(absltest.TestCase):
     expected = [a.to_string() for a in controller_draw.most_probable(policy, params, space, 6)]
     records = results.read(os.path.join(reference, 'search', 'candidates.jsonl'))
     self.assertEqual([r['arch'] for r in records], expected)
-    # Selection, retraining and the report follow as for any strategy.
-    arch = space.parse(config().retrain.archs[0])
-    result = workdir_lib.read_json(reference, 'retrain', arch.id, 'result.json')
-    self.assertEqual(result['arch'], arch.to_string())
-    spec = ModelSpec(num_classes=10, filters=2, num_stacks=1, cells_per_stack=1)
-    self.assertEqual(result['params'], cost_lib.cost(space, spec, arch, (8, 8, 1)).params)
+    # The report follows as for any strategy.
     summary = workdir_lib.read_json(reference, 'report', 'summary.json')
     self.assertEqual(summary['counts']['candidates_scored'], 6)
 

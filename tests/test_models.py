@@ -23,7 +23,10 @@ from osas.models.initialize import variable_shapes
 from osas.space import Arch
 from osas.space import SearchSpace
 
-SPACE = SearchSpace()
+# Every op of the paper's in 2 blocks (a quarter of the 4-block cell's trace and compile);
+# FULL, the paper's 4 blocks, where a test is about the whole cell.
+SPACE = SearchSpace(num_blocks=2)
+FULL = SearchSpace()
 # Native depthwise convs compile faster; tests/test_kernels.py checks the shifted ones equal them.
 SPEC = ModelSpec(num_classes=5, filters=4, num_stacks=2, cells_per_stack=1, kernels='native')
 GHOSTS, PER_GHOST = 2, 4
@@ -40,22 +43,26 @@ class SupernetTest(parameterized.TestCase):
     self.assertEqual(set(variables), {'params'})
 
   def test_standalone_with_supernet_weights_gives_same_logits(self):
-    net, variables, images = _supernet()
-    apply = _apply()
-    archs = SPACE.decode_batch(SPACE.sample_masks(jax.random.key(2), 5))
+    net, variables, images = helpers.supernet(FULL, SPEC)
+    apply = helpers.jit_apply(FULL, SPEC)
+    # Between them, every op and every candidate input of the paper's 4-block cell.
+    archs = [
+        FULL.parse('0:sep3x3+max_pool | 1,2:sep5x5+identity | 0,3:sep7x7 | 1,2,4:conv1x7_7x1'),
+        FULL.parse('1:avg_pool | 0,1:identity+sep3x3 | 2,3:max_pool+avg_pool | 0,3,4:sep5x5'),
+    ] + FULL.decode_batch(FULL.sample_masks(jax.random.key(2), 1))
     for arch in archs:
-      logits = apply(variables, images, helpers.tile(SPACE.encode(arch), GHOSTS))
-      expected = helpers.standalone_logits(SPACE, SPEC, variables['params'], arch, images, GHOSTS)
+      logits = apply(variables, images, helpers.tile(FULL.encode(arch), GHOSTS))
+      expected = helpers.standalone_logits(FULL, SPEC, variables['params'], arch, images, GHOSTS)
       self.assertLess(helpers.rel_err(logits, expected), 1e-5, str(arch))
 
   def test_standalone_has_only_active_parts(self):
     arch = Arch.from_string('0:identity | 0,2:sep3x3 | 1:max_pool+avg_pool | 3:conv1x7_7x1')
-    _, variables, _ = _supernet()
+    _, variables, _ = helpers.supernet(FULL, SPEC)
     params = params_from_supernet(variables['params'], arch)
     block = params['net']['stack_0']['block_1']
     self.assertEqual(set(block), {'input_0', 'input_2', 'op_sep3x3'})
     self.assertEqual(set(params['net']['stack_1']['block_3']), {'input_3', 'op_conv1x7_7x1'})
-    model = Standalone(arch, SPACE, SPEC)
+    model = Standalone(arch, FULL, SPEC)
     shapes = variable_shapes(model, jnp.zeros((1, 8, 8, 3)))
     self.assertEqual(jax.tree.structure(shapes['params']), jax.tree.structure(params))
 
@@ -219,7 +226,7 @@ class InitTest(absltest.TestCase):
   def test_he_normal_scale(self):
     model = Standalone(
         Arch.from_string('0:sep3x3 | 0:sep3x3 | 0:sep3x3 | 0:sep3x3'),
-        SPACE,
+        FULL,
         ModelSpec(num_classes=10, filters=32, num_stacks=1, cells_per_stack=1),
     )
     variables = init_variables(model, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))

@@ -226,7 +226,8 @@ class ModelTest(absltest.TestCase):
     self.assertEqual(checked, 2 * 6 * 2)  # Two stacks, six edges, two ops with weights.
 
   def test_cpu_and_native_kernels_agree(self):
-    helpers.assert_kernels_agree(self, SPACE, SPEC, SPACE.sample_masks(jax.random.key(7), 2))
+    small = NasBench201Space(num_nodes=3)  # Every op on 3 edges: half the 6-edge cell's compile.
+    helpers.assert_kernels_agree(self, small, SPEC, small.sample_masks(jax.random.key(7), 2))
 
   def test_skip_execution_equals_masked(self):
     helpers.assert_skip_equals_masked(self, SPACE, SPEC, [SPACE.encode(SPACE.parse(ARCHS[1]))])
