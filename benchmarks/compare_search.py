@@ -7,32 +7,34 @@ One row per workdir: its sampler, strategy, batch norm and weights (shared, or S
 hypernet; from DIR/config.json), the true accuracy (the table's column) of its one-shot
 top-1 and the mean of its top-10 under the FLOP limit; beside them the baseline, the same
 scored cells ranked by their FLOPs (the size count that one-shot scores must beat); the
-Kendall tau-b of one-shot accuracy and of FLOPs with the true accuracy over those cells;
-the best the table holds under the limit; and the search's cost: wall time of the search
-stage (DIR/search/timing.json) and candidates scored.
+Kendall tau-b with the true accuracy over those cells of one-shot accuracy, of FLOPs and
+of stand-alone parameters, each with its 95% bootstrap interval (cells resampled,
+`--bootstrap` draws, `--seed`; osas.report.rankings); the best the table holds under the
+limit; and the search's cost: wall time of the search stage (DIR/search/timing.json) and
+candidates scored.
 """
 
 import argparse
 import json
-import math
 import os
 from typing import Any
 
 import ml_collections
-import scipy.stats
+import numpy as np
 
 from osas import space as space_lib
 from osas.models import ModelSpec
 from osas.models.cost import cost
 from osas.report import ground_truth
+from osas.report import rankings
 from osas.search import results
 
 TOP = 10
 HEADER = (
     '| sampler | strategy | bn | weights | max FLOPs | top-1 true % | top-10 mean true % '
-    '| by FLOPs: top-1 / top-10 mean % | tau: one-shot / FLOPs | table best under the limit % '
-    '| search wall min | scored |\n'
-    '|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'
+    '| by FLOPs: top-1 / top-10 mean % | tau one-shot [95%] | tau FLOPs [95%] | tau params [95%] '
+    '| table best under the limit % | search wall min | scored |\n'
+    '|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
 )
 
 
@@ -78,14 +80,22 @@ def top_mean(scored: list[tuple[float, float]], k: int) -> float:
   return total / k
 
 
-def _tau(x: list[float], y: list[float]) -> str:
-  """Kendall's tau-b, 'n/a' where it is undefined (fewer than 2 cells, or all tied)."""
-  tau = scipy.stats.kendalltau(x, y).statistic if len(x) > 1 else math.nan
-  return 'n/a' if math.isnan(tau) else f'{tau:.2f}'
+def _tau(score: list[float], true: list[float], rng: np.random.Generator, bootstrap: int) -> str:
+  """Kendall's tau-b and its 95% bootstrap interval; 'n/a' where undefined (all tied)."""
+  score, true = np.asarray(score, np.float64), np.asarray(true, np.float64)
+  if len(true) < 2:
+    return 'n/a'
+  stats = rankings.row('', '', score, true, range(len(true)), rng, bootstrap)
+  tau, ci = stats['kendall_tau_b'], stats['tau_ci95']
+  if tau is None:
+    return 'n/a'
+  return f'{tau:.2f}' + (f' [{ci[0]:.2f}, {ci[1]:.2f}]' if ci and None not in ci else '')
 
 
-def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
-  """The markdown row of one finished search."""
+def row(
+    workdir: str, table: ground_truth.Table, image_size: int, bootstrap: int = 0, seed: int = 0
+) -> str:
+  """The markdown row of one finished search (tau intervals from `bootstrap` draws)."""
   config = _read(workdir, 'config.json')
   search = config['search']
   records = results.read(os.path.join(workdir, 'search', 'candidates.jsonl'))
@@ -96,7 +106,10 @@ def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
     raise ValueError(f'{workdir}: no scored candidate within the limit is in {table.path}')
   true = [t for _, _, t in joined]
   flops = {r['arch']: r['flops'] or 0 for r in admitted}
+  params = {r['arch']: r['params'] or 0 for r in admitted}
   by_flops = [(flops[a], t) for a, _, t in joined]
+  rng = np.random.default_rng(seed)
+  tau = lambda score: _tau(score, true, rng, bootstrap)
   timing = _read(workdir, 'search', 'timing.json')
   cells = [
       config['supernet']['sampler'],
@@ -107,7 +120,9 @@ def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
       f'{100 * true[0]:.2f}',
       f'{100 * sum(true[:TOP]) / len(true[:TOP]):.2f}',
       f'{100 * top_mean(by_flops, 1):.2f} / {100 * top_mean(by_flops, TOP):.2f}',
-      f'{_tau([s for _, s, _ in joined], true)} / {_tau([f for f, _ in by_flops], true)}',
+      tau([s for _, s, _ in joined]),
+      tau([f for f, _ in by_flops]),
+      tau([params[a] for a, _, _ in joined]),
       f'{100 * best_under_limit(config, table, image_size):.2f}',
       f"{timing['wall_s'] / 60:.1f}",
       str(len(records)),
@@ -115,9 +130,17 @@ def row(workdir: str, table: ground_truth.Table, image_size: int) -> str:
   return '| ' + ' | '.join(cells) + ' |'
 
 
-def table_text(workdirs: list[str], csv: str, column: str, image_size: int = 32) -> str:
+def table_text(
+    workdirs: list[str],
+    csv: str,
+    column: str,
+    image_size: int = 32,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> str:
   table = ground_truth.load_table(csv, 'arch', column)
-  return '\n'.join([HEADER, *(row(w, table, image_size) for w in workdirs)])
+  rows = (row(w, table, image_size, bootstrap, seed) for w in workdirs)
+  return '\n'.join([HEADER, *rows])
 
 
 def main():
@@ -126,8 +149,12 @@ def main():
   parser.add_argument('--csv', default='../shared/data/nasbench201/nb201_cifar10.csv')
   parser.add_argument('--column', default='test_acc_200ep')
   parser.add_argument('--image_size', type=int, default=32)  # CIFAR-10's.
+  parser.add_argument('--bootstrap', type=int, default=1000)  # Resamples per tau interval.
+  parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args()
-  print(table_text(args.workdirs, args.csv, args.column, args.image_size))
+  print(
+      table_text(args.workdirs, args.csv, args.column, args.image_size, args.bootstrap, args.seed)
+  )
 
 
 if __name__ == '__main__':
