@@ -3,9 +3,10 @@
     PYTHONPATH=. python benchmarks/zero_cost_nb201.py --npz_dir=DIR --csv=nb201_cifar10.csv \
       [--cells=1000 --seed=0 --batch=64 --filters=16 --cells_per_stack=1]
 
-Draws --cells distinct cells (0: all 15,625), scores them with the search stage's
-evaluator on a freshly initialised supernet (seeded by --init_seed, default --seed) from
-one batch of the npz's training images, and prints the report's ranking table: every
+Draws --cells distinct cells (0: all 15,625), scores them (--scores, default all of
+osas.search.zero_cost.SCORES) with the search stage's evaluator on a freshly initialised
+supernet (seeded by --init_seed, default --seed) from one batch of the npz's training
+images, and prints the report's ranking table: every
 zero-cost score, the AGGREGATES below and the baselines (parameters, FLOPs, 3x3-conv
 count, random) against `test_acc_200ep`, with bootstrap intervals; also the time per
 candidate. --records keeps every cell's scores; --from_records ranks such a file again.
@@ -35,6 +36,8 @@ from osas.space import get_space
 # The first is the table's rank_by, the others compared beside it (config.report.also_rank_by).
 AGGREGATES = (
     'synflow*jacob_cov*flops',
+    'meco*synflow*jacob_cov*flops',
+    'meco*flops',
     'naswot*synflow*jacob_cov*flops',
     'naswot*synflow*jacob_cov*snip*flops',
     'synflow+jacob_cov+flops',
@@ -60,6 +63,14 @@ def main():
   parser.add_argument('--cells_per_stack', type=int, default=1)
   parser.add_argument('--chunk', type=int, default=16)
   parser.add_argument('--mode', default='skip')
+  parser.add_argument(
+      '--scores',
+      default=','.join(zero_cost.SCORES),
+      help='Comma-separated zero-cost scores to compute (osas.search.zero_cost.SCORES).',
+  )
+  parser.add_argument(
+      '--also', default='', help='Comma-separated rank_by aggregates ranked beside AGGREGATES.'
+  )
   parser.add_argument('--bootstrap', type=int, default=1000)
   parser.add_argument('--out', default=None, help='Also write the table as JSON here.')
   parser.add_argument(
@@ -73,6 +84,10 @@ def main():
   args = parser.parse_args()
 
   table = ground_truth.load_table(args.csv, 'arch', 'test_acc_200ep')
+  names = tuple(args.scores.split(','))
+  unknown = sorted(set(names) - set(zero_cost.SCORES))
+  if unknown:
+    raise SystemExit(f"--scores: unknown {unknown}; known: {', '.join(zero_cost.SCORES)}")
   if args.from_records:
     with open(args.from_records) as f:
       records = [json.loads(line) for line in f]
@@ -117,7 +132,7 @@ def main():
       mode=args.mode,
       chunk_size=args.chunk,
       ghost_batch_size=args.batch,
-      zero_cost_names=zero_cost.SCORES,
+      zero_cost_names=names,
   )
   if args.cells:
     archs = strategies.random_archs(space, args.seed + 3, args.cells)
@@ -136,7 +151,7 @@ def main():
               'arch': arch.to_string(),
               'params': p,
               'flops': f,
-              **{k: float(scores[k][n]) for k in zero_cost.SCORES},
+              **{k: float(scores[k][n]) for k in names},
           }
       )
   seconds = time.perf_counter() - started
@@ -157,7 +172,7 @@ def report(records, true, seconds, args) -> None:
           space_name='nasbench201',
           seed=args.seed,
           bootstrap=args.bootstrap,
-          also=AGGREGATES[1:],
+          also=AGGREGATES[1:] + tuple(a for a in args.also.split(',') if a),
       ),
   }
   if seconds:

@@ -137,7 +137,7 @@ def get_config(arg=None):
   # Score one cell per isomorphism class and copy its scores to the class (nasbench201).
   config.search.per_class = False
   # Zero-cost scores of each candidate on a freshly initialised supernet, from names in
-  # osas.search.zero_cost.SCORES (synflow, naswot, jacob_cov, snip, grad_norm); (): none.
+  # osas.search.zero_cost.SCORES (synflow, naswot, jacob_cov, snip, grad_norm, meco); (): none.
   config.search.zero_cost = ()
   config.search.zero_cost_batch_size = 64  # Training images they are computed from.
   # What selection ranks by (osas.search.ranking): a score ('accuracy', 'loss', 'kl', a

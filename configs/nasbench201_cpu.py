@@ -6,7 +6,7 @@ train.npz/test.npz; the benchmark's accuracies from
 strings, and `test_acc_200ep`). `:all=true` scores all 15,625 cells instead of a
 random sample. CPU-sized: 1 cell per stack instead of the benchmark's N = 5
 (`cells=`), 2,000 supernet steps (`steps=`); the table stands in for retraining.
-Every candidate also gets the five zero-cost scores; the regime's switches for
+Every candidate also gets the six zero-cost scores; the regime's switches for
 ablations: `sampler=`, `lr=`, `wd=`, `ema=` (decay), `affine=`, `rank=` (rank_by),
 `seed=`; `classes=false` scores isomorphic cells separately, `images=N` scores the
 one-shot model on N held-out images instead of the whole split.
@@ -29,7 +29,7 @@ def get_config(arg=None):
       wd=1e-4,
       ema=0.0,
       affine=True,
-      rank='synflow*jacob_cov*flops',
+      rank='meco*synflow*jacob_cov*flops',
       classes=True,
       images=0,
       seed=0,
@@ -60,12 +60,13 @@ def get_config(arg=None):
   config.search.batch_size = args['images'] or 256
   config.search.num_batches = 1 if args['images'] else 0
   config.search.kl_examples = 64
-  config.search.zero_cost = ('synflow', 'naswot', 'jacob_cov', 'snip', 'grad_norm')
+  config.search.zero_cost = ('synflow', 'naswot', 'jacob_cov', 'snip', 'grad_norm', 'meco')
   # Chosen on 1,000 random cells (seed 0), confirmed on 1,000 more (seed 1); see RESULTS.md.
   config.search.rank_by = args['rank']
   config.report.also_rank_by = (
+      'synflow*jacob_cov*flops',  # The choice before MeCo.
       'naswot*synflow*jacob_cov*flops',
-      'loss*synflow*jacob_cov*flops',
+      'loss*meco*synflow*jacob_cov*flops',
       'naswot+synflow+jacob_cov+snip+flops',
   )
 

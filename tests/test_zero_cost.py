@@ -93,6 +93,26 @@ class DefinitionsTest(absltest.TestCase):
     # A dropped ReLU (weight 0) leaves nothing: the kernel is all zeros, log|K| = -inf.
     self.assertEqual(float(zero_cost.naswot(state['intermediates'], lambda p: 0.0)), -np.inf)
 
+  def test_meco_is_the_smallest_eigenvalue_of_numpys_channel_corrcoef(self):
+    x = np.array(jax.random.normal(jax.random.key(3), (2, 4, 4, 4)))
+    x[0, ..., 3] = 0.5  # A constant channel: no correlation (NaN in corrcoef, 0 in MeCo's code).
+    _, state = ReLU().apply({}, jnp.asarray(x), mutable=['intermediates'])
+    with np.errstate(invalid='ignore', divide='ignore'):
+      corr = np.nan_to_num(np.corrcoef(x[0].reshape(16, 4).T))  # Only the first example.
+    expected = np.linalg.eigvalsh(corr)[0]
+    self.assertAlmostEqual(
+        float(zero_cost.meco(state['intermediates'], lambda p: 1.0)), expected, 5
+    )
+    self.assertAlmostEqual(expected, 0.0, places=6)  # The zero row makes 0 an eigenvalue...
+    x[0, ..., 3] = np.asarray(jax.random.normal(jax.random.key(4), (4, 4)))
+    _, state = ReLU().apply({}, jnp.asarray(x), mutable=['intermediates'])
+    expected = np.linalg.eigvalsh(np.corrcoef(x[0].reshape(16, 4).T))[0]
+    self.assertGreater(expected, 0.0)  # ...which correlated random channels keep above 0.
+    self.assertAlmostEqual(
+        float(zero_cost.meco(state['intermediates'], lambda p: 1.0)), expected, 5
+    )
+    self.assertEqual(float(zero_cost.meco(state['intermediates'], lambda p: 0.0)), 0.0)
+
 
 class SupernetEqualsStandaloneTest(parameterized.TestCase):
   """Each score of a masked candidate on the supernet equals that of its stand-alone model."""

@@ -17,12 +17,15 @@ conv_init = nn.initializers.variance_scaling(2.0, 'fan_in', 'truncated_normal')
 
 
 class ReLU(nn.Module):
-  """max(x, 0); with 'intermediates' mutable it also sows NASWOT's kernel of its on/off codes.
+  """max(x, 0); with 'intermediates' mutable it also sows what two zero-cost scores sum.
 
-  For the binary codes c [N, units] of the N examples of a batch (Mellor et al., "Neural
-  Architecture Search without Training", ICML 2021) the kernel is c c^T + (1 - c)(1 - c)^T:
-  units minus the Hamming distance. Summed over the network's ReLUs it gives the NASWOT
-  score (osas.search.zero_cost). x is [..., H, W, C]: every leading index is one example.
+  'naswot': for the binary codes c [N, units] of the N examples of a batch (Mellor et al.,
+  "Neural Architecture Search without Training", ICML 2021) the kernel
+  c c^T + (1 - c)(1 - c)^T: units minus the Hamming distance. 'meco': the smallest
+  eigenvalue of the Pearson correlation between the channels of the first example's
+  feature map (Jiang et al., NeurIPS 2023). Summed over the network's ReLUs they give the
+  NASWOT and MeCo scores (osas.search.zero_cost). x is [..., H, W, C]: every leading
+  index is one example.
   """
 
   @nn.compact
@@ -30,7 +33,23 @@ class ReLU(nn.Module):
     if self.is_mutable_collection('intermediates'):
       codes = (x > 0).reshape(-1, math.prod(x.shape[-3:])).astype(jnp.float32)
       self.sow('intermediates', 'naswot', codes @ codes.T + (1 - codes) @ (1 - codes).T)
+      self.sow('intermediates', 'meco', min_channel_correlation(x))
     return nn.relu(x)
+
+
+def min_channel_correlation(x: jax.Array) -> jax.Array:
+  """Smallest eigenvalue of the channels' Pearson correlation over the first example's pixels.
+
+  A channel constant over the pixels has no correlation: its row and column are 0, as the
+  MeCo reference code sets the NaNs of torch.corrcoef.
+  """
+  first = x.reshape(-1, *x.shape[-3:])[0].astype(jnp.float32)
+  features = first.reshape(-1, first.shape[-1])  # [pixels, channels]
+  centred = features - features.mean(0)
+  norm = jnp.sqrt(jnp.sum(jnp.square(centred), 0))
+  safe = jnp.where(norm > 0, norm, 1.0)
+  unit = jnp.where(norm > 0, centred / safe, 0.0)
+  return jnp.linalg.eigvalsh(unit.T @ unit)[0]
 
 
 class Conv(nn.Module):

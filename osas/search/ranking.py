@@ -29,6 +29,7 @@ DIRECTION = {
     'jacob_cov': 1,
     'snip': 1,
     'grad_norm': 1,
+    'meco': 1,
     'params': 1,
     'flops': 1,
 }

@@ -1,12 +1,12 @@
-"""Zero-cost scores at initialisation: synflow, NASWOT, jacob_cov, snip and grad_norm.
+"""Zero-cost scores at initialisation: synflow, NASWOT, jacob_cov, snip, grad_norm and MeCo.
 
 Each is computed from one batch on an untrained network, as its paper defines it, from a
 function `apply(params, images) -> logits` (batch norm on the batch's own statistics,
 as the reference implementations run it in training mode). On the supernet a
 candidate's mask zeroes its unused paths exactly, so their weights get zero gradients
-and contribute nothing; NASWOT weighs each ReLU by whether its path is used. Every score
-then equals that of the candidate's stand-alone model with the same weights (tested).
-Larger is better for all five.
+and contribute nothing; NASWOT and MeCo weigh each ReLU by whether its path is used.
+Every score then equals that of the candidate's stand-alone model with the same weights
+(tested). Larger is better for all six.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from osas.models.norm import BatchNorm
 from osas.train import common
 
-SCORES = ('synflow', 'naswot', 'jacob_cov', 'snip', 'grad_norm')
+SCORES = ('synflow', 'naswot', 'jacob_cov', 'snip', 'grad_norm', 'meco')
 Apply = Callable[[Any, jax.Array], jax.Array]  # (params, images) -> logits
 
 
@@ -117,10 +117,29 @@ def naswot(intermediates: Any, weight_fn: Callable[[tuple[str, ...]], Any]) -> j
   Mellor et al., "Neural Architecture Search without Training", ICML 2021.
   """
   kernel = 0.0
-  for p, k in jax.tree_util.tree_flatten_with_path(intermediates)[0]:
-    path = common.path_names(p)
+  for path, k in _sown(intermediates, 'naswot'):
     kernel = kernel + weight_fn(path) * k.reshape(-1, *k.shape[-2:]).sum(0)
   return jnp.linalg.slogdet(kernel)[1]
+
+
+def meco(intermediates: Any, weight_fn: Callable[[tuple[str, ...]], Any]) -> jax.Array:
+  """Sum over ReLUs of the smallest eigenvalue of their input channels' correlation.
+
+  On the first example of the batch (osas.models.ops.min_channel_correlation), each ReLU
+  weighted by weight_fn(path) as in `naswot`. The paper sums over every layer's output;
+  here the feature maps are those entering each ReLU, which in pre-activation cells
+  (ReLU-conv-BN) are every node's and the stem's outputs, once per op that reads them.
+
+  Jiang et al., "Zero-Shot NAS via the Minimum Eigenvalue of Pearson Correlation on
+  Feature Maps" (MeCo), NeurIPS 2023.
+  """
+  return sum(weight_fn(path) * jnp.sum(v) for path, v in _sown(intermediates, 'meco'))
+
+
+def _sown(intermediates: Any, name: str) -> list[tuple[tuple[str, ...], jax.Array]]:
+  """(path, value) of every value the ReLUs sowed under `name`."""
+  leaves = jax.tree_util.tree_flatten_with_path(intermediates)[0]
+  return [(path, v) for path, v in ((common.path_names(p), v) for p, v in leaves) if name in path]
 
 
 def scores(
@@ -142,6 +161,9 @@ def scores(
     out['synflow'] = synflow(apply, params, images.shape[1:])
   if 'jacob_cov' in names:
     out['jacob_cov'] = jacob_cov(apply, params, images)
-  if 'naswot' in names:
-    out['naswot'] = naswot(kernels(params, images), weight_fn)
+  if 'naswot' in names or 'meco' in names:
+    sown = kernels(params, images)
+    for name, fn in (('naswot', naswot), ('meco', meco)):
+      if name in names:
+        out[name] = fn(sown, weight_fn)
   return out
