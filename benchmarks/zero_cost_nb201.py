@@ -33,7 +33,8 @@ from osas.search import zero_cost
 from osas.search.evaluator import Evaluator
 from osas.space import get_space
 
-# The first is the table's rank_by, the others compared beside it (config.report.also_rank_by).
+# The first is the table's rank_by (MeCo's aggregate below is configs/nasbench201_cpu.py's
+# now), the others compared beside it (config.report.also_rank_by).
 AGGREGATES = (
     'synflow*jacob_cov*flops',
     'meco*synflow*jacob_cov*flops',

@@ -168,7 +168,7 @@ class ReinforceTest(absltest.TestCase):
 
 class PipelineTest(absltest.TestCase):
 
-  def test_enas_with_smash_weights_runs_every_stage_and_resumes_to_the_same_state(self):
+  def test_enas_with_smash_weights_trains_searches_reports_and_resumes_to_the_same_state(self):
     # ENAS's controller trains beside SMASH's generated weights: one tiny pipeline runs
     # both plug-ins end to end (their plain forms share every stage's code with it).
     from test_preemption import _params  # pylint: disable=g-import-not-at-top
@@ -177,7 +177,8 @@ class PipelineTest(absltest.TestCase):
     arg = 'space=nasbench201,enas=true,smash=true'
     config = lambda **overrides: helpers.tiny(arg, **overrides)
     reference = self.create_tempdir().full_path
-    # Retraining does not see the controller or the hypernetwork: test_pipeline covers it.
+    # Retraining does not see the controller or the hypernetwork: test_pipeline (bender2018)
+    # and test_nasbench201 cover it.
     main.run(config(stages=('train_supernet', 'search', 'report')), reference)
     done = workdir_lib.read_json(reference, 'supernet', 'done.json')
     # 4 steps, a phase after steps 2 and 4, 2 controller steps each.

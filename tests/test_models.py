@@ -48,7 +48,7 @@ class SupernetTest(parameterized.TestCase):
     # Between them, every op and every candidate input of the paper's 4-block cell.
     archs = [
         FULL.parse('0:sep3x3+max_pool | 1,2:sep5x5+identity | 0,3:sep7x7 | 1,2,4:conv1x7_7x1'),
-        FULL.parse('1:avg_pool | 0,1:identity+sep3x3 | 2,3:max_pool+avg_pool | 0,3,4:sep5x5'),
+        FULL.parse('1:avg_pool | 0,1:identity+sep3x3 | 1,2:max_pool+avg_pool | 0,3,4:sep5x5'),
     ] + FULL.decode_batch(FULL.sample_masks(jax.random.key(2), 1))
     for arch in archs:
       logits = apply(variables, images, helpers.tile(FULL.encode(arch), GHOSTS))

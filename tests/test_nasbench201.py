@@ -18,6 +18,7 @@ from osas import main
 from osas import models
 from osas import samplers
 from osas import space as space_lib
+from osas import workdir as workdir_lib
 from osas.models import ModelSpec
 from osas.models import Standalone
 from osas.models import cost as cost_lib
@@ -280,8 +281,22 @@ class CostTest(absltest.TestCase):
 
 class PipelineTest(absltest.TestCase):
 
-  # The whole tiny pipeline in this space runs with ENAS's controller:
-  # test_controller.PipelineTest.
+  # The whole tiny pipeline in this space, but retraining, runs with ENAS's controller and
+  # SMASH's weights: test_controller.PipelineTest.
+
+  def test_retrain_trains_the_cell_and_records_its_stand_alone_size(self):
+    workdir = self.create_tempdir().full_path
+    config = helpers.tiny('space=nasbench201', stages=('retrain',))
+    main.run(config, workdir)
+    space = space_lib.get_space('nasbench201')
+    arch = space.parse(config.retrain.archs[0])
+    result = workdir_lib.read_json(workdir, 'retrain', arch.id, 'result.json')
+    self.assertEqual(result['arch'], arch.to_string())
+    self.assertEqual(result['steps'], config.retrain.num_steps)
+    spec = ModelSpec(num_classes=10, filters=2, num_stacks=1, cells_per_stack=1)
+    self.assertEqual(result['params'], cost_lib.cost(space, spec, arch, (8, 8, 1)).params)
+    shapes = variable_shapes(Standalone(arch, space, spec), jnp.zeros((1, 8, 8, 1)))
+    self.assertEqual(result['params'], sum(x.size for x in jax.tree.leaves(shapes['params'])))
 
   def test_per_class_scores_each_distinct_cell_once(self):
     # 27 cells of a 3-node space with ops none/skip/1x1, in fewer isomorphism classes.

@@ -49,7 +49,8 @@ def min_channel_correlation(x: jax.Array) -> jax.Array:
   norm = jnp.sqrt(jnp.sum(jnp.square(centred), 0))
   safe = jnp.where(norm > 0, norm, 1.0)
   unit = jnp.where(norm > 0, centred / safe, 0.0)
-  return jnp.linalg.eigvalsh(unit.T @ unit)[0]
+  # Full float32 products on accelerators too: the smallest eigenvalue is sensitive to them.
+  return jnp.linalg.eigvalsh(jnp.matmul(unit.T, unit, precision=jax.lax.Precision.HIGHEST))[0]
 
 
 class Conv(nn.Module):

@@ -104,7 +104,7 @@ def jacob_cov(apply: Apply, params, images) -> jax.Array:
   flat = jacobians.reshape(images.shape[0], -1)
   flat = flat - flat.mean(-1, keepdims=True)
   flat = flat / jnp.sqrt(jnp.sum(jnp.square(flat), -1, keepdims=True))
-  v = jnp.linalg.eigvalsh(flat @ flat.T)
+  v = jnp.linalg.eigvalsh(jnp.matmul(flat, flat.T, precision=jax.lax.Precision.HIGHEST))
   k = 1e-5
   return -jnp.sum(jnp.log(v + k) + 1.0 / (v + k))
 
@@ -126,20 +126,26 @@ def meco(intermediates: Any, weight_fn: Callable[[tuple[str, ...]], Any]) -> jax
   """Sum over ReLUs of the smallest eigenvalue of their input channels' correlation.
 
   On the first example of the batch (osas.models.ops.min_channel_correlation), each ReLU
-  weighted by weight_fn(path) as in `naswot`. The paper sums over every layer's output;
-  here the feature maps are those entering each ReLU, which in pre-activation cells
-  (ReLU-conv-BN) are every node's and the stem's outputs, once per op that reads them.
+  weighted by weight_fn(path) as in `naswot`. Two departures from the reference code:
+  it hooks every module's output, here the feature maps are those entering each ReLU
+  (in pre-activation cells, ReLU-conv-BN, every node's and the stem's outputs, once per
+  op that reads them); and it runs one image, so batch norm sees that image's statistics,
+  here the zero-cost batch's (config.search.zero_cost_batch_size).
 
-  Jiang et al., "Zero-Shot NAS via the Minimum Eigenvalue of Pearson Correlation on
-  Feature Maps" (MeCo), NeurIPS 2023.
+  Jiang et al., "MeCo: Zero-Shot NAS with One Data and Single Forward Pass via Minimum
+  Eigenvalue of Correlation", NeurIPS 2023.
   """
-  return sum(weight_fn(path) * jnp.sum(v) for path, v in _sown(intermediates, 'meco'))
+  total = jnp.zeros((), jnp.float32)
+  for path, v in _sown(intermediates, 'meco'):
+    total += weight_fn(path) * jnp.sum(v)  # Cells under nn.scan: one value per cell.
+  return total
 
 
 def _sown(intermediates: Any, name: str) -> list[tuple[tuple[str, ...], jax.Array]]:
-  """(path, value) of every value the ReLUs sowed under `name`."""
+  """(path, value) of every value the ReLUs sowed under `name` (the key before sow's index)."""
   leaves = jax.tree_util.tree_flatten_with_path(intermediates)[0]
-  return [(path, v) for path, v in ((common.path_names(p), v) for p, v in leaves) if name in path]
+  paths = ((common.path_names(p), v) for p, v in leaves)
+  return [(path, v) for path, v in paths if len(path) > 1 and path[-2] == name]
 
 
 def scores(
