@@ -97,6 +97,11 @@ class RankingTableTest(absltest.TestCase):
     )
     # Once each; not the rank_by row again, nor one whose scores no record has.
     self.assertEqual([r['name'] for r in also['rows'] if r['kind'] == 'also'], ['naswot*loss'])
+    # Nor a rank_by row whose scores no record has (it would rank by all-equal placeholders).
+    missing = rankings.table(
+        RECORDS, true, rank_by='synflow*loss', space_name='bender2018', seed=0, bootstrap=0
+    )
+    self.assertNotIn('rank_by', [r['kind'] for r in missing['rows']])
     want = ranking.scores(RECORDS, 'naswot*loss')
     self.assertAlmostEqual(
         next(r for r in also['rows'] if r['kind'] == 'also')['kendall_tau_b'],

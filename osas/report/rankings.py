@@ -141,7 +141,7 @@ def table(
   for field in ranking.DIRECTION:
     if field not in ('params', 'flops') and has(field):
       add(field, 'score', ranking.values(records, field))
-  if len(ranking.parse(rank_by)) > 1:
+  if len(ranking.parse(rank_by)) > 1 and all(map(has, ranking.parse(rank_by))):
     add(rank_by, 'rank_by', ranking.scores(records, rank_by))
   for other in dict.fromkeys(also):  # Once each, after the one selection used.
     if other not in orders and all(map(has, ranking.parse(other))):
