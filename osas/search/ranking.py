@@ -19,17 +19,14 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
+from osas.search import zero_cost
+
 # +1: larger is better; -1: smaller is better.
 DIRECTION = {
     'accuracy': 1,
     'loss': -1,
     'kl': -1,
-    'synflow': 1,
-    'naswot': 1,
-    'jacob_cov': 1,
-    'snip': 1,
-    'grad_norm': 1,
-    'meco': 1,
+    **dict.fromkeys(zero_cost.SCORES, 1),  # Larger is better for every zero-cost score.
     'params': 1,
     'flops': 1,
 }

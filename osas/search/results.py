@@ -11,9 +11,11 @@ from absl import logging
 from etils import epath
 import jax
 
+from osas.search import zero_cost
+
 FIELDS = ('arch', 'accuracy', 'loss', 'kl', 'params', 'flops')
-# Scores written when config.search.zero_cost asks for them (osas.search.zero_cost.SCORES).
-OPTIONAL = ('synflow', 'naswot', 'jacob_cov', 'snip', 'grad_norm', 'meco')
+# Scores written when config.search.zero_cost asks for them.
+OPTIONAL = zero_cost.SCORES
 # With config.search.per_class: the cell whose scores an isomorphic cell shares.
 SAME_AS = 'same_as'
 # With config.search.bn='recalibrate': how the scores' BN statistics were obtained.
