@@ -1,6 +1,7 @@
 """Shared by the tests: the tiny config with overrides, workdir snapshots, model checks."""
 
 import atexit
+import contextlib
 import dataclasses
 import functools
 import os
@@ -41,6 +42,24 @@ def snapshot(directory):
       with open(path, 'rb') as f:
         out[os.path.relpath(path, directory)] = f.read()
   return out
+
+
+@contextlib.contextmanager
+def count_compiles():
+  """Yields a list that gets the function's name for each XLA compile (any thread) inside."""
+  compiles = []
+
+  def listen(event, seconds, **kwargs):
+    del seconds
+    if event == '/jax/core/compile/backend_compile_duration':
+      name = kwargs.get('fun_name', '')
+      compiles.append(name[len('jit(') : -1] if name.startswith('jit(') else name)
+
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    yield compiles
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
 
 
 def tile(mask, n):

@@ -14,6 +14,8 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
+from osas import compile_ahead
+
 # On CPU the devices share the host's RAM with everything else the process holds.
 HOST_FRACTION = 0.8
 # `config.search.chunk_size = 0` picks the largest chunk whose program needs at most this
@@ -78,10 +80,13 @@ def fitting_chunk_size(
 
 
 def needed_bytes(compile_fns: list[Callable[[], Any]]) -> int:
-  """Per-device bytes the largest of the programs compiled by `compile_fns` needs at once."""
+  """Per-device bytes the largest of the programs compiled by `compile_fns` needs at once.
+
+  The programs compile side by side (osas.compile_ahead): XLA:CPU compiles each on one core.
+  """
   needs = [0]
-  for compile_fn in compile_fns:
-    stats = compile_fn().memory_analysis()
+  for compiled in compile_ahead.all_of(compile_fns):
+    stats = compiled.memory_analysis()
     if stats is not None:  # A backend without estimates: nothing to check against.
       sizes = (stats.argument_size_in_bytes, stats.output_size_in_bytes, stats.temp_size_in_bytes)
       needs.append(sum(sizes) - stats.alias_size_in_bytes)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from absl import logging
 import jax
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from osas import checkpoints
+from osas import compile_ahead
 from osas import data
 from osas import metric_logs
 from osas import parallel
@@ -69,17 +71,13 @@ def accuracy(state, split: data.DataSplit, counts, mesh) -> float:
   return float(correct) / max(float(valid), 1.0)
 
 
-def retrain_one(arch: space_lib.ArchBase, config, workdir: str, mesh) -> dict[str, Any]:
-  """Trains `arch` from scratch (resuming), evaluates it, writes result.json; returns it."""
-  section, space = config.retrain, space_lib.from_config(config.space)
-  result = workdir_lib.read_json(workdir, 'retrain', arch.id, 'result.json')
-  if result and result.get('steps') == section.num_steps:
-    logging.info('retrain: %s finished earlier; skipped', arch)
-    return result
-  started = time.time()
-  train = data.get_split(
-      config.data, 'train', global_batch_size=section.batch_size, train=True, seed=config.seed
-  )
+class Splits(NamedTuple):
+  train: data.DataSplit  # Retraining batches, augmented.
+  evals: dict[str, data.DataSplit]  # config.retrain.eval_splits, in evaluation batches.
+
+
+def _splits(config) -> Splits:
+  section = config.retrain
   evals = {
       name: data.get_split(
           config.data,
@@ -90,8 +88,30 @@ def retrain_one(arch: space_lib.ArchBase, config, workdir: str, mesh) -> dict[st
       )
       for name in section.eval_splits
   }
-  spec = _spec(config, train.num_classes)
-  model, tx = Standalone(arch, space, spec), common.optimizer(section, 'config.retrain')
+  train = data.get_split(
+      config.data, 'train', global_batch_size=section.batch_size, train=True, seed=config.seed
+  )
+  return Splits(train, evals)
+
+
+@dataclasses.dataclass
+class Program:
+  """One arch's stand-alone model, initial state, and its compiled step and evaluation."""
+
+  model: Standalone
+  state: common.TrainState
+  step: Any  # jitted train_step (compiled for the split's batches).
+  counts: Any  # jitted eval_counts.
+
+
+def build(arch: space_lib.ArchBase, config, mesh, splits: Splits) -> Program:
+  """The arch's model and state, its programs compiled for the batches of `splits`.
+
+  Runs on a background thread while the previous arch trains (see `run`).
+  """
+  section, space, train = config.retrain, space_lib.from_config(config.space), splits.train
+  model = Standalone(arch, space, _spec(config, train.num_classes))
+  tx = common.optimizer(section, 'config.retrain')
   variables = init_variables(
       model, jax.random.key(config.seed), np.zeros((1,) + train.image_shape, np.float32)
   )
@@ -117,6 +137,26 @@ def retrain_one(arch: space_lib.ArchBase, config, workdir: str, mesh) -> dict[st
       in_shardings=(repl, batch_sharding),
       out_shardings=repl,
   )
+  # Compiled here, for the batches the loop will pass: jit's cache keeps both programs.
+  step.lower(state, parallel.global_batch(train.batch(0), mesh)).compile()
+  for split in splits.evals.values():
+    counts.lower(state, parallel.global_batch(next(split.eval_batches()), mesh)).compile()
+  return Program(model, state, step, counts)
+
+
+def finished(arch: space_lib.ArchBase, config, workdir: str) -> dict[str, Any] | None:
+  """The arch's result.json where it was retrained for config.retrain.num_steps, else None."""
+  result = workdir_lib.read_json(workdir, 'retrain', arch.id, 'result.json')
+  return result if result and result.get('steps') == config.retrain.num_steps else None
+
+
+def retrain_one(
+    arch: space_lib.ArchBase, program: Program, config, workdir: str, mesh, splits: Splits
+) -> dict[str, Any]:
+  """Trains `arch` from scratch (resuming), evaluates it, writes result.json; returns it."""
+  section, space = config.retrain, space_lib.from_config(config.space)
+  started = time.time()
+  train = splits.train
   run_dir = workdir_lib.path(workdir, 'retrain', arch.id)
   checkpointer = checkpoints.Checkpointer(
       workdir_lib.path(run_dir, 'checkpoints'), save_interval_steps=section.checkpoint_every
@@ -125,7 +165,7 @@ def retrain_one(arch: space_lib.ArchBase, config, workdir: str, mesh) -> dict[st
   with metric_logs.MetricWriter(workdir_lib.path(workdir, 'logs', 'retrain', arch.id)) as writer:
     loop = Loop(
         name=name,
-        step_fn=step,
+        step_fn=program.step,
         num_steps=section.num_steps,
         batches=lambda s: (parallel.global_batch(b, mesh) for b in train.batches(s)),
         examples_per_step=section.batch_size,
@@ -134,11 +174,13 @@ def retrain_one(arch: space_lib.ArchBase, config, workdir: str, mesh) -> dict[st
         log_every=section.log_every,
         eval_every=section.eval_every,
         eval_fn=lambda s: {
-            f'{k}_accuracy': accuracy(s, split, counts, mesh) for k, split in evals.items()
+            f'{k}_accuracy': accuracy(s, split, program.counts, mesh)
+            for k, split in splits.evals.items()
         },
     )
-    _, summary = loop.run(loop.restore(state))
+    _, summary = loop.run(loop.restore(program.state))
   checkpointer.close()
+  spec = program.model.spec
   params, flops = cost(space, spec, arch, train.image_shape)
   result = {
       'arch': arch.to_string(),
@@ -207,8 +249,23 @@ def run(config, workdir: str, mesh) -> None:
         'retrain: config.retrain.archs is empty and the workdir holds no '
         'search/selection.json: nothing to retrain'
     )
-  for n, arch in enumerate(archs):
-    logging.info('retrain: arch %d of %d: %s', n + 1, len(archs), arch)
-    retrain_one(arch, config, workdir, mesh)
-    if n + 1 < len(archs):
-      preemption.stop_if_requested(f'retrain: {n + 1} of {len(archs)} archs done', n)
+  pending = []
+  for arch in archs:
+    if finished(arch, config, workdir):
+      logging.info('retrain: %s finished earlier; skipped', arch)
+    else:
+      pending.append(arch)
+  if not pending:
+    return
+  splits = _splits(config)
+  # Each arch's programs compile on a background thread while the one before it trains.
+  building = compile_ahead.start(functools.partial(build, pending[0], config, mesh, splits))
+  for n, arch in enumerate(pending):
+    logging.info('retrain: arch %d of %d: %s', n + 1, len(pending), arch)
+    program = building.result()
+    if n + 1 < len(pending):
+      following = functools.partial(build, pending[n + 1], config, mesh, splits)
+      building = compile_ahead.start(following)
+    retrain_one(arch, program, config, workdir, mesh, splits)
+    if n + 1 < len(pending):
+      preemption.stop_if_requested(f'retrain: {n + 1} of {len(pending)} archs done', n)

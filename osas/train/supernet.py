@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from osas import checkpoints
+from osas import compile_ahead
 from osas import data
 from osas import metric_logs
 from osas import models
@@ -284,12 +285,32 @@ def init_state(parts: dict[str, Any], config, mesh) -> SupernetState:
   return parallel.put(state, parallel.replicated(mesh))
 
 
-def evaluate_probes(state, parts, config, mesh) -> dict[str, float]:
-  """One-shot validation accuracy of the probe archs, with ghost BN as in training."""
+def _probe_batches(parts, mesh):
+  for batch in parts['valid'].eval_batches(remainder='drop'):
+    yield parallel.global_batch({'image': batch['image'], 'label': batch['label']}, mesh)
+
+
+def compile_probes_ahead(state, parts, config, mesh):
+  """Starts compiling the probes' program (beside the first step's); a future, or None."""
+  first = next(_probe_batches(parts, mesh), None)
+  if first is None:  # evaluate_probes says why.
+    return None
+  _, masks = probe_archs(parts['space'], config.seed, config.supernet.num_probes)
+  return compile_ahead.compile_later(
+      parts['probes'], weights(state), first['image'], first['label'], masks
+  )
+
+
+def evaluate_probes(state, parts, config, mesh, compiling=None) -> dict[str, float]:
+  """One-shot validation accuracy of the probe archs, with ghost BN as in training.
+
+  `compiling`: compile_probes_ahead's future, waited for so that the program compiles once.
+  """
+  if compiling is not None:
+    compiling.result()
   names, masks = probe_archs(parts['space'], config.seed, config.supernet.num_probes)
   correct, count = 0, 0  # Summed on the devices: one transfer at the end.
-  for batch in parts['valid'].eval_batches(remainder='drop'):
-    arrays = parallel.global_batch({'image': batch['image'], 'label': batch['label']}, mesh)
+  for arrays in _probe_batches(parts, mesh):
     correct = correct + parts['probes'](weights(state), arrays['image'], arrays['label'], masks)
     count += arrays['label'].shape[0]
   if not count:
@@ -348,9 +369,10 @@ def run(config, workdir: str, mesh) -> None:
         writer=writer,
         log_every=section.log_every,
         eval_every=section.eval_every,
-        eval_fn=lambda s: evaluate_probes(s, parts, config, mesh),
+        eval_fn=lambda s: evaluate_probes(s, parts, config, mesh, compiling),
     )
     state = loop.restore(state)
+    compiling = compile_probes_ahead(state, parts, config, mesh)
     _, summary = loop.run(state)
     summary.update(phases.last if phases else {})
   checkpointer.close()
