@@ -1,10 +1,4 @@
-"""Compiling programs on background threads, while the caller compiles or runs others.
-
-XLA:CPU compiles one program on one core; on a 2-core CPU a program compiled beside
-another compile, or beside training, costs little wall time. A function jitted with
-explicit `in_shardings` keeps what `lower(...).compile()` made in its cache, so the later
-call with arguments of the same shapes and shardings runs without compiling again.
-"""
+"""Compiling programs on background threads, while the caller compiles or runs others."""
 
 from __future__ import annotations
 
@@ -22,7 +16,9 @@ def abstract(tree: Any) -> Any:
   compile reads them.
   """
   return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+      lambda x: jax.ShapeDtypeStruct(
+          x.shape, x.dtype, sharding=x.sharding, weak_type=jax.typeof(x).weak_type
+      )
       if isinstance(x, jax.Array)
       else x,
       tree,
@@ -49,10 +45,24 @@ def start(fn: Callable[[], Any]) -> concurrent.futures.Future:
   return future
 
 
+def compile_now(jitted: Any, *args: Any) -> Any:
+  """`jitted.lower(*args).compile()`: the compiled program, kept in jitted's cache too.
+
+  A function jitted with explicit `in_shardings` keeps what this compiles, so its later
+  call with arguments of the same shapes, dtypes and shardings (`args` may be specs)
+  runs without compiling again.
+  """
+  return jitted.lower(*abstract(args)).compile()
+
+
 def compile_later(jitted: Any, *args: Any) -> concurrent.futures.Future:
-  """Starts `jitted.lower(*args).compile()`; the future's result is the compiled program."""
+  """Starts `compile_now(jitted, *args)` on a thread; the future's result is the program.
+
+  XLA:CPU compiles one program on one core: on a 2-core CPU a program compiled beside
+  another compile, or beside training, costs little wall time.
+  """
   args = abstract(args)
-  return start(lambda: jitted.lower(*args).compile())
+  return start(lambda: compile_now(jitted, *args))
 
 
 def all_of(fns: Sequence[Callable[[], Any]]) -> list[Any]:

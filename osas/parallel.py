@@ -62,6 +62,12 @@ def global_batch(local: Any, mesh: Mesh) -> Any:
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local)
 
 
+def global_spec(spec: Any, mesh: Mesh) -> Any:
+  """`global_batch`'s shardings on a batch's jax.ShapeDtypeStructs (for compiling ahead)."""
+  sharding = data_sharding(mesh)
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), spec)
+
+
 def to_host(x: Any) -> np.ndarray:
   """The whole of `x` as numpy on every process.
 

@@ -72,6 +72,8 @@ def accuracy(state, split: data.DataSplit, counts, mesh) -> float:
 
 
 class Splits(NamedTuple):
+  """The data every retrained arch uses, opened once."""
+
   train: data.DataSplit  # Retraining batches, augmented.
   evals: dict[str, data.DataSplit]  # config.retrain.eval_splits, in evaluation batches.
 
@@ -100,32 +102,35 @@ class Program:
 
   model: Standalone
   state: common.TrainState
-  step: Any  # jitted train_step (compiled for the split's batches).
-  counts: Any  # jitted eval_counts.
+  step: Any  # jitted train_step, compiled for the retraining batches.
+  counts: Any  # jitted eval_counts, compiled for the evaluation batches.
+
+
+def _initial_state(model: Standalone, tx, config, image_shape, mesh) -> common.TrainState:
+  variables = init_variables(
+      model, jax.random.key(config.seed), np.zeros((1,) + image_shape, np.float32)
+  )
+  state = common.TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=variables['params'],
+      opt_state=tx.init(variables['params']),
+      key=jax.random.key(config.seed),
+      batch_stats=variables['batch_stats'],
+  )
+  return parallel.put(state, parallel.replicated(mesh))
 
 
 def build(arch: space_lib.ArchBase, config, mesh, splits: Splits) -> Program:
   """The arch's model and state, its programs compiled for the batches of `splits`.
 
-  Runs on a background thread while the previous arch trains (see `run`).
+  `run` calls it on a background thread while the arch before trains: it must stay free
+  of collectives, whose order across processes the training loop's would then race.
   """
-  section, space, train = config.retrain, space_lib.from_config(config.space), splits.train
-  model = Standalone(arch, space, _spec(config, train.num_classes))
+  section, space = config.retrain, space_lib.from_config(config.space)
+  model = Standalone(arch, space, _spec(config, splits.train.num_classes))
   tx = common.optimizer(section, 'config.retrain')
-  variables = init_variables(
-      model, jax.random.key(config.seed), np.zeros((1,) + train.image_shape, np.float32)
-  )
+  state = _initial_state(model, tx, config, splits.train.image_shape, mesh)
   repl, batch_sharding = parallel.replicated(mesh), parallel.data_sharding(mesh)
-  state = parallel.put(
-      common.TrainState(
-          step=jnp.zeros((), jnp.int32),
-          params=variables['params'],
-          opt_state=tx.init(variables['params']),
-          key=jax.random.key(config.seed),
-          batch_stats=variables['batch_stats'],
-      ),
-      repl,
-  )
   step = jax.jit(
       functools.partial(train_step, model=model, tx=tx, weight_decay=section.weight_decay),
       in_shardings=(repl, batch_sharding),
@@ -137,10 +142,10 @@ def build(arch: space_lib.ArchBase, config, mesh, splits: Splits) -> Program:
       in_shardings=(repl, batch_sharding),
       out_shardings=repl,
   )
-  # Compiled here, for the batches the loop will pass: jit's cache keeps both programs.
-  step.lower(state, parallel.global_batch(train.batch(0), mesh)).compile()
-  for split in splits.evals.values():
-    counts.lower(state, parallel.global_batch(next(split.eval_batches()), mesh)).compile()
+  # Compiled now, for the batches the loop will pass: jit's cache keeps both programs.
+  compile_ahead.compile_now(step, state, parallel.global_spec(splits.train.batch_spec(), mesh))
+  for split in splits.evals.values():  # Splits of one batch shape share one program.
+    compile_ahead.compile_now(counts, state, parallel.global_spec(split.batch_spec(True), mesh))
   return Program(model, state, step, counts)
 
 
@@ -189,6 +194,7 @@ def retrain_one(
       'flops': flops,
       'filters': spec.filters,
       'steps': section.num_steps,
+      # Training and evaluation; the compile ran ahead, beside the arch before.
       'wall_time_s': round(time.time() - started, 2),
       **{k.split('/')[-1]: v for k, v in summary.items()},
   }
@@ -260,12 +266,17 @@ def run(config, workdir: str, mesh) -> None:
   splits = _splits(config)
   # Each arch's programs compile on a background thread while the one before it trains.
   building = compile_ahead.start(functools.partial(build, pending[0], config, mesh, splits))
-  for n, arch in enumerate(pending):
-    logging.info('retrain: arch %d of %d: %s', n + 1, len(pending), arch)
-    program = building.result()
-    if n + 1 < len(pending):
-      following = functools.partial(build, pending[n + 1], config, mesh, splits)
-      building = compile_ahead.start(following)
-    retrain_one(arch, program, config, workdir, mesh, splits)
-    if n + 1 < len(pending):
-      preemption.stop_if_requested(f'retrain: {n + 1} of {len(pending)} archs done', n)
+  try:
+    for n, arch in enumerate(pending):
+      logging.info('retrain: arch %d of %d: %s', n + 1, len(pending), arch)
+      program = building.result()
+      if n + 1 < len(pending):
+        following = functools.partial(build, pending[n + 1], config, mesh, splits)
+        building = compile_ahead.start(following)
+      retrain_one(arch, program, config, workdir, mesh, splits)
+      if n + 1 < len(pending):
+        preemption.stop_if_requested(f'retrain: {n + 1} of {len(pending)} archs done', n)
+  except BaseException:
+    if not building.done():  # The process exits once it finishes (compile_ahead.start).
+      logging.warning("retrain: stopping; waiting for the next arch's compile to finish")
+    raise

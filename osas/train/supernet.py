@@ -291,13 +291,11 @@ def _probe_batches(parts, mesh):
 
 
 def compile_probes_ahead(state, parts, config, mesh):
-  """Starts compiling the probes' program (beside the first step's); a future, or None."""
-  first = next(_probe_batches(parts, mesh), None)
-  if first is None:  # evaluate_probes says why.
-    return None
+  """Starts compiling the probes' program (beside the first step's); its future."""
+  spec = parallel.global_spec(parts['valid'].batch_spec(), mesh)
   _, masks = probe_archs(parts['space'], config.seed, config.supernet.num_probes)
   return compile_ahead.compile_later(
-      parts['probes'], weights(state), first['image'], first['label'], masks
+      parts['probes'], weights(state), spec['image'], spec['label'], masks
   )
 
 
@@ -353,6 +351,8 @@ def run(config, workdir: str, mesh) -> None:
       save_interval_steps=section.checkpoint_every,
       max_to_keep=section.keep_checkpoints,
   )
+  # The restored state has the fresh one's shapes and shardings.
+  compiling = compile_probes_ahead(state, parts, config, mesh)
   with metric_logs.MetricWriter(workdir_lib.path(workdir, 'logs')) as writer:
     phases = None
     if section.sampler == 'controller':
@@ -372,7 +372,6 @@ def run(config, workdir: str, mesh) -> None:
         eval_fn=lambda s: evaluate_probes(s, parts, config, mesh, compiling),
     )
     state = loop.restore(state)
-    compiling = compile_probes_ahead(state, parts, config, mesh)
     _, summary = loop.run(state)
     summary.update(phases.last if phases else {})
   checkpointer.close()
