@@ -108,14 +108,14 @@ class DataSplit:
     out /= self._std
     return out, labels.astype(np.int32)
 
-  def batch_spec(self, eval: bool = False) -> dict[str, jax.ShapeDtypeStruct]:
-    """Global shapes and dtypes of `batch` (of `eval_batches` with eval), loading nothing."""
+  def batch_spec(self, evaluation: bool = False) -> dict[str, jax.ShapeDtypeStruct]:
+    """Global shapes and dtypes of `batch` (of `eval_batches` with evaluation), loading nothing."""
     n = self.global_batch_size
     spec = {
         'image': jax.ShapeDtypeStruct((n, *self.image_shape), np.float32),
         'label': jax.ShapeDtypeStruct((n,), np.int32),
     }
-    if eval:
+    if evaluation:
       spec['valid'] = jax.ShapeDtypeStruct((n,), np.float32)
     return spec
 
