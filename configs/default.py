@@ -17,6 +17,9 @@ def get_config(arg=None):
   # Where the run writes; --workdir overrides it. None: ./workdirs/NAME[_ARG] for
   # --config=configs/NAME.py[:ARG].
   config.workdir = ml_collections.config_dict.placeholder(str)
+  # JAX's persistent compilation cache: a rerun (another seed, a resumed stage) loads the
+  # programs an earlier run compiled instead of compiling them again. '': off.
+  config.compilation_cache_dir = '~/.cache/osas/xla'
 
   config.space = ml_collections.ConfigDict()
   config.space.name = 'bender2018'  # A registered space (osas.space.get_space), built ...

@@ -25,6 +25,7 @@ def get_config(arg=None):
     raise ValueError(f"config argument space={args['space']!r}: expected one of {known}")
   config = digits.get_config(f"steps={args['steps']},filters=2,space={args['space']}")
   config.model.num_stacks = 1
+  config.compilation_cache_dir = ''  # The tests keep their own (tests/conftest.py).
   # 2 blocks of 3 ops (756 cells): a cell traces and compiles in a third of the time of
   # the paper's 4 blocks of 7 ops, and every kind of path (identity, conv, pool) is there.
   config.space.bender2018.num_blocks = 2

@@ -217,6 +217,8 @@ def run(config, workdir: str) -> None:
       jax.default_backend(),
   )
   logging.info('osas: workdir %s', workdir)
+  if config.get('compilation_cache_dir'):  # '': JAX's own setting stays.
+    jax.config.update('jax_compilation_cache_dir', os.path.expanduser(config.compilation_cache_dir))
   mesh = parallel.make_mesh(config.get('num_devices'))
   to_run = stages.get(config.stages)
   for _, stage in to_run:

@@ -4,9 +4,11 @@ import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import jax
 
 import helpers
 from osas import main
@@ -135,6 +137,23 @@ class WorkdirTest(absltest.TestCase):
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     self.assertIn('osas: workdir from_flag', result.stderr)
     self.assertEqual(sorted(os.listdir(cwd)), ['from_config', 'from_flag'])
+
+
+class CompilationCacheTest(absltest.TestCase):
+
+  def test_the_config_points_jax_at_the_cache_and_empty_leaves_it(self):
+    before = jax.config.jax_compilation_cache_dir
+    home = self.create_tempdir().full_path
+    try:
+      with mock.patch.dict(os.environ, {'HOME': home}):
+        workdir = self.create_tempdir().full_path
+        main.run(helpers.tiny(stages=('report',), compilation_cache_dir='~/xla'), workdir)
+      self.assertEqual(jax.config.jax_compilation_cache_dir, os.path.join(home, 'xla'))
+      jax.config.update('jax_compilation_cache_dir', before)
+      main.run(helpers.tiny(stages=('report',)), self.create_tempdir().full_path)
+      self.assertEqual(jax.config.jax_compilation_cache_dir, before)
+    finally:
+      jax.config.update('jax_compilation_cache_dir', before)
 
 
 if __name__ == '__main__':
