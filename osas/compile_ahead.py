@@ -34,8 +34,6 @@ def start(fn: Callable[[], Any]) -> concurrent.futures.Future:
   future = concurrent.futures.Future()
 
   def run():
-    if not future.set_running_or_notify_cancel():
-      return
     try:
       future.set_result(fn())
     except BaseException as e:  # Re-raised where the caller asks for the result.

@@ -144,10 +144,9 @@ def build(arch: space_lib.ArchBase, config, mesh, splits: Splits) -> Program:
   )
   # Compiled now, for the batches the loop will pass: jit's cache keeps both programs.
   compile_ahead.compile_now(step, state, parallel.global_spec(splits.train.batch_spec(), mesh))
-  for split in splits.evals.values():  # Splits of one batch shape share one program.
-    compile_ahead.compile_now(
-        counts, state, parallel.global_spec(split.batch_spec(evaluation=True), mesh)
-    )
+  if splits.evals:  # All of config.retrain.eval_batch_size: one program serves every split.
+    spec = next(iter(splits.evals.values())).batch_spec(evaluation=True)
+    compile_ahead.compile_now(counts, state, parallel.global_spec(spec, mesh))
   return Program(model, state, step, counts)
 
 

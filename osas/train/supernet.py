@@ -285,11 +285,6 @@ def init_state(parts: dict[str, Any], config, mesh) -> SupernetState:
   return parallel.put(state, parallel.replicated(mesh))
 
 
-def _probe_batches(parts, mesh):
-  for batch in parts['valid'].eval_batches(remainder='drop'):
-    yield parallel.global_batch({'image': batch['image'], 'label': batch['label']}, mesh)
-
-
 def compile_probes_ahead(state, parts, config, mesh):
   """Starts compiling the probes' program (beside the first step's); its future."""
   spec = parallel.global_spec(parts['valid'].batch_spec(), mesh)
@@ -308,7 +303,8 @@ def evaluate_probes(state, parts, config, mesh, compiling=None) -> dict[str, flo
     compiling.result()
   names, masks = probe_archs(parts['space'], config.seed, config.supernet.num_probes)
   correct, count = 0, 0  # Summed on the devices: one transfer at the end.
-  for arrays in _probe_batches(parts, mesh):
+  for batch in parts['valid'].eval_batches(remainder='drop'):
+    arrays = parallel.global_batch({'image': batch['image'], 'label': batch['label']}, mesh)
     correct = correct + parts['probes'](weights(state), arrays['image'], arrays['label'], masks)
     count += arrays['label'].shape[0]
   if not count:
